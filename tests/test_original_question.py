@@ -1,0 +1,98 @@
+"""The original question: "my first conv layer does not change during training".
+
+Network and training as asked (every weight and bias N(0, 1), Adam 1e-3, batch 128), on real
+MNIST. The accepted answer said "vanishing gradients". Measured here instead:
+  * conv1's gradient is not small: it is ~10^4 times its size under he_normal;
+  * Adam's step per weight is ~lr whatever the gradient's size, so conv1's weights move by
+    about as much per step as under a healthy initialization;
+  * but they are N(0, 1), 3.5x the He scale for conv1's fan-in of 25 (40x for fc1), so the
+    *relative* change is small for every layer alike, conv1 included (conv1 moves the most);
+  * the logits start with a std of ~10^4 and the softmax is saturated for every example.
+And the asker's experiment with conv1 initialized to zeros: the filters whose N(0, 1) bias is
+negative are dead ReLUs from step 0 (pre-activation = bias < 0 everywhere), receive exactly
+zero gradient and stay zero forever; the others learn.
+"""
+
+import numpy as np
+import pytest
+
+from fixtures.health_checks import HealthCheckError, assert_grad_norm_within, assert_layer_units_moved
+from fixtures.initializations import reference_std
+from fixtures.training_probe import ProbeConfig
+
+KERNELS = ["conv1/kernel", "conv2/kernel", "fc1/kernel", "out/kernel"]
+
+
+@pytest.fixture(scope="module")
+def seed_normal(trajectories):
+    return trajectories.get(ProbeConfig(initializer="seed_normal"))
+
+
+@pytest.fixture(scope="module")
+def he_normal(trajectories):
+    return trajectories.get(ProbeConfig(initializer="he_normal"))
+
+
+def per_weight_step(traj, name):
+    """RMS of Adam's update per weight per step (median over steps)."""
+    size = np.prod(traj.shapes[name])
+    return float(np.median(traj.column("update_norm", name)) / np.sqrt(size))
+
+
+def test_conv1_gradient_is_large_not_vanishing(seed_normal, he_normal):
+    ratio = np.median(seed_normal.column("grad_norm", "conv1/kernel")) / np.median(
+        he_normal.column("grad_norm", "conv1/kernel")
+    )
+    assert ratio > 1000, f"conv1 grad norm is only {ratio:.3g}x that under he_normal"
+
+
+def test_suite_says_not_vanishing_but_oversized_init(seed_normal, thresholds):
+    with pytest.raises(HealthCheckError, match="oversized initialization, not vanishing gradients") as caught:
+        assert_grad_norm_within(seed_normal, thresholds, ["conv1/kernel"])
+    assert "grad norm (max)" in str(caught.value) and "logits start with std" in str(caught.value)
+
+
+def test_adam_moves_conv1_weights_at_its_fixed_step(seed_normal, he_normal):
+    """Per weight, conv1 moves by a healthy-sized step: Adam divides the huge gradient away."""
+    lr = seed_normal.config.learning_rate
+    step = per_weight_step(seed_normal, "conv1/kernel")
+    assert 0.1 * lr < step < 1.5 * lr
+    assert 0.3 < step / per_weight_step(he_normal, "conv1/kernel") < 10
+
+
+def test_conv1_moves_at_least_as_much_as_the_other_layers(seed_normal):
+    changes = {name: seed_normal.relative_change(name) for name in KERNELS}
+    others = max(v for k, v in changes.items() if k != "conv1/kernel")
+    assert changes["conv1/kernel"] >= 0.8 * others, changes
+
+
+def test_small_relative_change_is_explained_by_the_init_scale(seed_normal):
+    """relative change ~ steps x (per-weight step) / (weight std): large weights, normal steps."""
+    for name in KERNELS:
+        predicted_max = (
+            seed_normal.config.steps * per_weight_step(seed_normal, name) / seed_normal.initial_weight_std[name]
+        )
+        assert seed_normal.relative_change(name) <= 1.5 * predicted_max, name
+    conv1_scale = seed_normal.initial_weight_std["conv1/kernel"] / reference_std((5, 5, 1, 32))["he"]
+    assert conv1_scale > 3
+
+
+def test_softmax_saturated_from_the_start(seed_normal):
+    assert seed_normal.logit_std_start > 1000 and seed_normal.saturated_fraction_start > 0.9
+
+
+def test_zero_conv1_filters_with_negative_bias_never_move(trajectories):
+    config = ProbeConfig(initializer="seed_zero_conv1")
+    trajectories.get(config)
+    model = trajectories.trained_model(config)
+    initial_bias = config.build_model().params["conv1/bias"].numpy()
+    moved = np.any(model.params["conv1/kernel"].numpy() != 0, axis=(0, 1, 2))
+    assert np.array_equal(moved, initial_bias > 0), (moved, initial_bias)
+
+
+def test_zero_conv1_is_flagged_as_dead_relus(trajectories, thresholds):
+    traj = trajectories.get(ProbeConfig(initializer="seed_zero_conv1"))
+    with pytest.raises(HealthCheckError, match=r"dead ReLUs: \d+% of conv1's units") as caught:
+        assert_layer_units_moved(traj, thresholds, ["conv1/kernel"])
+    dead_share = traj.dead_fraction_start["conv1"]
+    assert traj.frozen_unit_fraction["conv1/kernel"] == pytest.approx(dead_share), str(caught.value)
