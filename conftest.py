@@ -16,17 +16,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ info lines o
 
 import tensorflow as tf  # noqa: E402
 
+from fixtures.devices import GPU_MISSING, gpu_available  # noqa: E402
 from fixtures.initializations import HEALTHY, INITIALIZATIONS  # noqa: E402
 from fixtures.models import SEED_MODEL  # noqa: E402
 from fixtures.report import layer_table, write_json  # noqa: E402
 from fixtures.seed_network import LAYERS  # noqa: E402
 from fixtures.thresholds import load_thresholds  # noqa: E402
 from fixtures.training_probe import DEFAULT_STEPS, MODES, ProbeConfig, run_probe  # noqa: E402
-
-GPU_MISSING = (
-    "TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty): needs an NVIDIA GPU, "
-    "its driver, and a CUDA build of TensorFlow (pip install '.[gpu]')"
-)
 
 
 def pytest_addoption(parser):
@@ -41,10 +37,6 @@ def pytest_addoption(parser):
     group.addoption("--thresholds", help="a thresholds TOML replacing fixtures/thresholds.toml")
     group.addoption("--min-relative-change", type=float, help="override every minimum relative weight change")
     group.addoption("--probe-output", default="probe-output", help="folder for per-configuration probe JSON")
-
-
-def gpu_available() -> bool:
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _csv(config, name: str) -> list[str]:
