@@ -37,6 +37,9 @@ def pytest_addoption(parser):
     group.addoption("--thresholds", help="a thresholds TOML replacing fixtures/thresholds.toml")
     group.addoption("--min-relative-change", type=float, help="override every minimum relative weight change")
     group.addoption("--probe-output", default="probe-output", help="folder for per-configuration probe JSON")
+    group.addoption(
+        "--regen-baselines", action="store_true", help="rewrite fixtures/baselines/<tf>/ from this run (explicit only)"
+    )
 
 
 def _csv(config, name: str) -> list[str]:

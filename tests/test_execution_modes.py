@@ -1,9 +1,11 @@
 """Graph, XLA and eager runs of one seed agree; CPU and GPU too (where a GPU exists).
 
-Tolerance: after 5 steps the largest per-weight difference graph-vs-xla and graph-vs-eager
-was 1.2e-5 (seeds 0-2, TF 2.21, this 2-core CPU; Adam steps are ~1e-3 per weight, so a
-float32 rounding difference can grow to a few 1e-6 where a gradient is near zero). The
-bound is 1e-4: 8x the worst observed, 10x below one Adam step.
+Tolerances, measured after 5 steps, seeds 0-2, graph vs xla and graph vs eager, this CPU:
+  TF 2.21: mean |diff| per layer <= 6.3e-8, max <= 1.2e-5;
+  TF 2.15: mean <= 4.3e-6, max 3.0e-3 (xla, seed 0, fc1/kernel).
+A float32 rounding difference where a gradient is near zero can flip the sign of Adam's
+step for that weight (~lr = 1e-3 per step), so the max is bounded by two Adam steps per
+step (1e-2) and the mean, which a real disagreement moves, by 2e-5 (5x the worst observed).
 """
 
 import pytest
@@ -13,7 +15,8 @@ from fixtures.health_checks import HealthCheckError, assert_parameters_close
 from fixtures.training_probe import ProbeConfig
 
 PARITY_STEPS = 5
-PARITY_ATOL = 1e-4
+PARITY_MEAN_ATOL = 2e-5
+PARITY_MAX_ATOL = 2 * PARITY_STEPS * 1e-3
 
 
 def trained_weights(trajectories, mode="graph", device="cpu", steps=PARITY_STEPS):
@@ -25,23 +28,27 @@ def trained_weights(trajectories, mode="graph", device="cpu", steps=PARITY_STEPS
 def test_mode_parity(trajectories, device, other_mode):
     reference = trained_weights(trajectories, "graph", device)
     obtained = trained_weights(trajectories, other_mode, device)
-    assert_parameters_close(obtained, reference, PARITY_ATOL, f"{other_mode} vs graph, {device}, {PARITY_STEPS} steps")
+    assert_parameters_close(
+        obtained, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, f"{other_mode} vs graph, {device}, {PARITY_STEPS} steps"
+    )
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason=GPU_MISSING)
 def test_cpu_gpu_parity(trajectories):
     cpu, gpu = trained_weights(trajectories, device="cpu"), trained_weights(trajectories, device="gpu")
-    assert_parameters_close(gpu, cpu, PARITY_ATOL, f"gpu vs cpu, graph, {PARITY_STEPS} steps, TF32 off")
+    assert_parameters_close(
+        gpu, cpu, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, f"gpu vs cpu, graph, {PARITY_STEPS} steps, TF32 off"
+    )
 
 
 def test_parity_failure_shows_per_layer_table(trajectories):
     """Negative control: a run with one step more must fail parity, naming the layers."""
     reference = trained_weights(trajectories, "graph")
     longer = trained_weights(trajectories, "graph", steps=PARITY_STEPS + 1)
-    with pytest.raises(HealthCheckError, match=r"conv1/kernel\s+max .* FAIL") as caught:
-        assert_parameters_close(longer, reference, PARITY_ATOL, "one step more")
-    assert "mean" in str(caught.value) and "atol 0.0001" in str(caught.value)
+    with pytest.raises(HealthCheckError, match=r"conv1/kernel\s+mean .* FAIL") as caught:
+        assert_parameters_close(longer, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, "one step more")
+    assert "max" in str(caught.value) and "beyond mean 2e-05" in str(caught.value)
 
 
 def test_eager_smoke_run_learns(trajectories):

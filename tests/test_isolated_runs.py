@@ -6,7 +6,8 @@ agreement across devices, TF versions, CPU instruction sets, or XLA vs graph.
 
 MirroredStrategy over two logical CPUs vs one device, same 10 global batches of 128, no
 dropout: replicas were bitwise identical; the largest per-weight difference from the single
-device run was 9.5e-6 (conv2/kernel; reductions summed in another order). Bound 1e-4.
+device run was 9.5e-6 (conv2/kernel; reductions summed in another order), the largest
+mean 2.5e-9. Bounds: max 1e-4, mean 1e-6.
 """
 
 import json
@@ -16,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.health_checks import assert_parameters_close
-
 ROOT = Path(__file__).resolve().parent.parent
-MIRRORED_ATOL = 1e-4
+MIRRORED_MAX_ATOL, MIRRORED_MEAN_ATOL = 1e-4, 1e-6
 pytestmark = pytest.mark.subprocess
 
 
@@ -40,6 +39,6 @@ def test_mirrored_replicas_stay_identical_and_match_one_device():
     result = run_isolated("mirrored", "--steps", "10")
     assert result["replicas"] == 2
     assert all(result["replicas_identical"].values()), result["replicas_identical"]
-    worst = {n: d["max_abs"] for n, d in result["vs_single_device"].items()}
-    zero = dict.fromkeys(worst, 0.0)
-    assert_parameters_close(worst, zero, MIRRORED_ATOL, "2 replicas vs 1 device, 10 steps")
+    differences = result["vs_single_device"]
+    assert all(d["max_abs"] <= MIRRORED_MAX_ATOL for d in differences.values()), differences
+    assert all(d["mean_abs"] <= MIRRORED_MEAN_ATOL for d in differences.values()), differences

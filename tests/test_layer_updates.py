@@ -3,9 +3,12 @@
 Selected by ``pytest -k layer_updates``; one cached training run per grid cell.
 """
 
+from pathlib import Path
+
 import pytest
 
 from fixtures.health_checks import HealthCheckError, assert_layer_units_moved, assert_layer_weights_moved
+from fixtures.kernel_pictures import pictures_on_failure
 from fixtures.models import parameters_of
 
 # Grid cells that the suite, by measurement, flags: (initializer, layer) -> the cause it must name.
@@ -16,13 +19,14 @@ KNOWN_FINDINGS = {
 }
 
 
-def test_layer_updates(trajectory, thresholds, initializer, layer):
+def test_layer_updates(trajectory, thresholds, initializer, layer, pytestconfig):
     params = parameters_of(trajectory.parameters, layer)
     assert params, f"layer {layer} has no trainable parameters"
     finding = KNOWN_FINDINGS.get((initializer, layer))
     if finding is None:
-        assert_layer_weights_moved(trajectory, thresholds, params)
-        assert_layer_units_moved(trajectory, thresholds, params)
+        with pictures_on_failure(trajectory, params, Path(pytestconfig.getoption("probe_output")) / "kernels"):
+            assert_layer_weights_moved(trajectory, thresholds, params)
+            assert_layer_units_moved(trajectory, thresholds, params)
         return
     with pytest.raises(HealthCheckError, match=finding) as caught:
         assert_layer_weights_moved(trajectory, thresholds, params)

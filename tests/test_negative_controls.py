@@ -13,6 +13,7 @@ from fixtures.health_checks import (
     assert_layer_weights_moved,
     assert_units_alive,
 )
+from fixtures.kernel_pictures import pictures_on_failure
 from fixtures.training_probe import ProbeConfig
 
 
@@ -76,3 +77,19 @@ def test_only_the_broken_layer_is_named(trajectories, thresholds, sabotage):
             check(traj, thresholds)
         except HealthCheckError as err:
             assert {o.name.split("/")[0] for o in err.offenders} == {target}, str(err)
+
+
+def test_failing_layer_update_attaches_kernel_pictures(trajectories, thresholds, tmp_path):
+    traj = trajectories.get(ProbeConfig(initializer="he_normal", sabotage="tiny_gradient:conv1"))
+    with pytest.raises(HealthCheckError, match="kernel pictures") as caught:
+        with pictures_on_failure(traj, ["conv1/kernel", "conv1/bias"], tmp_path):
+            assert_layer_weights_moved(traj, thresholds, ["conv1/kernel", "conv1/bias"])
+    folder = tmp_path / traj.config.id
+    assert str(folder) in str(caught.value)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "conv1-kernel-after.png",
+        "conv1-kernel-before.png",
+        "conv1-kernel-difference.png",
+        "conv1-kernel-minmax-after.png",
+        "conv1-kernel-minmax-before.png",
+    ]
