@@ -87,6 +87,15 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("layer", model_layers(config))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n 2 --dist loadgroup`` a grid cell's tests share one worker, hence one run."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        init = params.get("initializer") or params.get("healthy_initializer")
+        if init and "device" in params and "mode" in params:
+            item.add_marker(pytest.mark.xdist_group(f"{init}-{params['device']}-{params['mode']}"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tf32_off_for_correctness():
     """TF32 matmuls on Ampere+ GPUs change numerics by ~1e-3; correctness checks want float32."""
