@@ -16,44 +16,30 @@ from fixtures.health_checks import (
 from fixtures.kernel_pictures import pictures_on_failure
 from fixtures.training_probe import ProbeConfig
 
-
-def blocked(traj, thresholds):
-    assert_gradients_connected(traj)
-
-
-def not_moved(traj, thresholds):
-    assert_layer_weights_moved(traj, thresholds)
-
-
-def frozen_units(traj, thresholds):
-    assert_layer_units_moved(traj, thresholds)
-
-
-def nonfinite(traj, thresholds):
-    assert_all_finite(traj)
-
-
-def grad_norm(traj, thresholds):
-    assert_grad_norm_within(traj, thresholds)
-
-
-def dead(traj, thresholds):
-    assert_units_alive(traj, thresholds)
+# Each health check with one signature (trajectory, thresholds), by the name the table uses.
+CHECKS = {
+    "connected": lambda traj, th: assert_gradients_connected(traj),
+    "moved": assert_layer_weights_moved,
+    "units_moved": assert_layer_units_moved,
+    "finite": lambda traj, th: assert_all_finite(traj),
+    "grad_norm": assert_grad_norm_within,
+    "alive": assert_units_alive,
+}
 
 
 CONTROLS = [
     # (sabotage, learning rate, check, offender the table must name, cause the message must give)
-    pytest.param("blocked_gradient:conv2", 1e-3, blocked, "conv2/kernel", "gradient disconnected", id="blocked-conv2"),
     pytest.param(
-        "blocked_gradient:conv2", 1e-3, not_moved, "conv2/kernel", "gradient disconnected", id="blocked-moved"
+        "blocked_gradient:conv2", 1e-3, "connected", "conv2/kernel", "gradient disconnected", id="blocked-conv2"
     ),
-    pytest.param("tiny_gradient:conv1", 1e-3, not_moved, "conv1/kernel", "too small for Adam", id="tiny-conv1"),
-    pytest.param("tiny_gradient:conv1", 1e-3, grad_norm, "conv1/kernel", "too small for Adam", id="tiny-gradnorm"),
-    pytest.param("dead_relu:fc1", 1e-3, dead, "fc1", "dead ReLUs: 100%", id="dead-fc1"),
-    pytest.param("dead_relu:fc1", 1e-3, frozen_units, "fc1/kernel", "dead ReLUs", id="dead-frozen"),
-    pytest.param("nan_midrun:conv2", 1e-3, nonfinite, "conv2/kernel", f"step {NAN_FROM_STEP} ", id="nan-conv2"),
-    pytest.param("exploding_gradient:fc1", 1e-3, grad_norm, "fc1/kernel", "exploding gradient", id="exploding-fc1"),
-    pytest.param("", 1.0, grad_norm, "fc1/kernel", "exploding gradient|updates too large", id="exploding-lr"),
+    pytest.param("blocked_gradient:conv2", 1e-3, "moved", "conv2/kernel", "gradient disconnected", id="blocked-moved"),
+    pytest.param("tiny_gradient:conv1", 1e-3, "moved", "conv1/kernel", "too small for Adam", id="tiny-conv1"),
+    pytest.param("tiny_gradient:conv1", 1e-3, "grad_norm", "conv1/kernel", "too small for Adam", id="tiny-gradnorm"),
+    pytest.param("dead_relu:fc1", 1e-3, "alive", "fc1", "dead ReLUs: 100%", id="dead-fc1"),
+    pytest.param("dead_relu:fc1", 1e-3, "units_moved", "fc1/kernel", "dead ReLUs", id="dead-frozen"),
+    pytest.param("nan_midrun:conv2", 1e-3, "finite", "conv2/kernel", f"step {NAN_FROM_STEP} ", id="nan-conv2"),
+    pytest.param("exploding_gradient:fc1", 1e-3, "grad_norm", "fc1/kernel", "exploding gradient", id="exploding-fc1"),
+    pytest.param("", 1.0, "grad_norm", "fc1/kernel", "exploding gradient|updates too large", id="exploding-lr"),
 ]
 
 
@@ -61,9 +47,9 @@ CONTROLS = [
 def test_check_catches_broken_model(trajectories, thresholds, sabotage, learning_rate, check, offender, cause):
     traj = trajectories.get(ProbeConfig(initializer="he_normal", sabotage=sabotage, learning_rate=learning_rate))
     with pytest.raises(HealthCheckError, match=cause) as caught:
-        check(traj, thresholds)
+        CHECKS[check](traj, thresholds)
     named = {o.name for o in caught.value.offenders}
-    assert offender in named, f"{check.__name__} flagged {sorted(named)}, not {offender}:\n{caught.value}"
+    assert offender in named, f"{check} flagged {sorted(named)}, not {offender}:\n{caught.value}"
     assert "init=he_normal" in str(caught.value) and "tf=" in str(caught.value)
 
 
@@ -72,9 +58,9 @@ def test_only_the_broken_layer_is_named(trajectories, thresholds, sabotage):
     """The sabotage of one layer must not make the suite blame healthy layers."""
     traj = trajectories.get(ProbeConfig(initializer="he_normal", sabotage=sabotage))
     target = sabotage.split(":")[1]
-    for check in (blocked, not_moved, grad_norm):
+    for check in ("connected", "moved", "grad_norm"):
         try:
-            check(traj, thresholds)
+            CHECKS[check](traj, thresholds)
         except HealthCheckError as err:
             assert {o.name.split("/")[0] for o in err.offenders} == {target}, str(err)
 
