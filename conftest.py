@@ -42,6 +42,14 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    """Refuse a misspelt device or mode up front, rather than silently running another one."""
+    for option, known in (("devices", ("cpu", "gpu")), ("modes", MODES)):
+        unknown = set(_csv(config, option)) - set(known)
+        if unknown:
+            raise pytest.UsageError(f"--{option}: unknown {', '.join(sorted(unknown))}; choose from {', '.join(known)}")
+
+
 def _csv(config, name: str) -> list[str]:
     return [v.strip() for v in config.getoption(name).split(",") if v.strip()]
 
@@ -62,13 +70,19 @@ def device_params(config) -> list:
     return params
 
 
+LAYER_NAMES = pytest.StashKey[list]()
+
+
 def model_layers(config) -> list[str]:
+    """The layers to parametrize over; a user's model is built once, at collection, to list them."""
     if config.getoption("model") == SEED_MODEL:
         return list(LAYERS)
-    from fixtures.models import layer_of, named_parameters, resolve_factory
+    if LAYER_NAMES not in config.stash:
+        from fixtures.models import layer_of, named_parameters, resolve_factory
 
-    model = resolve_factory(config.getoption("model"))(grid_inits(config)[0], config.getoption("seed"))
-    return list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
+        model = resolve_factory(config.getoption("model"))(grid_inits(config)[0], config.getoption("seed"))
+        config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
+    return config.stash[LAYER_NAMES]
 
 
 def pytest_generate_tests(metafunc):
