@@ -5,10 +5,17 @@ Obtained / Expected / Difference table; ``--regen-baselines`` rewrites baselines
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
-from fixtures.baselines import RTOL, baseline_path, compare, dumps, summarize, table, tf_series
+from training_health.checks.baselines import RTOL, baseline_path, compare, dumps, summarize, table, tf_series
+from training_health.model.initializations import INITIALIZATIONS
+from training_health.probe.training_probe import ProbeConfig
+
+BASELINE_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "baselines"
+
+BASELINE_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "baselines"
 
 
 def check_against_baseline(traj, path, regenerate: bool) -> None:
@@ -30,15 +37,16 @@ def check_against_baseline(traj, path, regenerate: bool) -> None:
         )
 
 
-def test_dynamics_match_baseline(trajectory, initializer, pytestconfig):
-    path = baseline_path(trajectory.config.id)
-    check_against_baseline(trajectory, path, pytestconfig.getoption("regen_baselines"))
+@pytest.mark.parametrize("initializer", INITIALIZATIONS)
+def test_dynamics_match_baseline(health_trajectories, initializer, health_device, health_mode, pytestconfig):
+    config = ProbeConfig(initializer=initializer, device=health_device, mode=health_mode)
+    traj = health_trajectories.get(config)
+    path = baseline_path(BASELINE_ROOT, traj.config.id)
+    check_against_baseline(traj, path, pytestconfig.getoption("health_regen_baselines"))
 
 
-def test_perturbed_baseline_fails_with_table(trajectories, tmp_path):
-    from fixtures.training_probe import ProbeConfig
-
-    traj = trajectories.get(ProbeConfig(initializer="he_normal"))
+def test_perturbed_baseline_fails_with_table(health_trajectories, tmp_path):
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal"))
     summary = summarize(traj)
     summary["parameters"]["conv2/kernel"]["relative_change"] *= 1.25
     path = tmp_path / "he_normal.json"

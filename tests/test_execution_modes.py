@@ -10,47 +10,46 @@ step (1e-2) and the mean, which a real disagreement moves, by 2e-5 (5x the worst
 
 import pytest
 
-from fixtures.devices import GPU_MISSING, gpu_available
-from fixtures.health_checks import HealthCheckError, assert_parameters_close
-from fixtures.training_probe import ProbeConfig
+from training_health.checks.health_checks import HealthCheckError, assert_parameters_close
+from training_health.probe.devices import GPU_MISSING, gpu_available
+from training_health.probe.training_probe import ProbeConfig
 
 PARITY_STEPS = 5
 PARITY_MEAN_ATOL = 2e-5
 PARITY_MAX_ATOL = 2 * PARITY_STEPS * 1e-3
 
 
-def trained_weights(trajectories, mode="graph", device="cpu", steps=PARITY_STEPS):
+def trained_weights(health_trajectories, mode="graph", device="cpu", steps=PARITY_STEPS):
     config = ProbeConfig(initializer="he_normal", mode=mode, device=device, steps=steps)
-    return {n: v.numpy() for n, v in trajectories.trained_model(config).params.items()}
+    return {n: v.numpy() for n, v in health_trajectories.trained_model(config).params.items()}
 
 
 @pytest.mark.parametrize("other_mode", ["xla", "eager"])
-def test_mode_parity(trajectories, device, other_mode):
-    reference = trained_weights(trajectories, "graph", device)
-    obtained = trained_weights(trajectories, other_mode, device)
-    assert_parameters_close(
-        obtained, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, f"{other_mode} vs graph, {device}, {PARITY_STEPS} steps"
-    )
+def test_mode_parity(health_trajectories, health_device, other_mode):
+    reference = trained_weights(health_trajectories, "graph", health_device)
+    obtained = trained_weights(health_trajectories, other_mode, health_device)
+    context = f"{other_mode} vs graph, {health_device}, {PARITY_STEPS} steps"
+    assert_parameters_close(obtained, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, context)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason=GPU_MISSING)
-def test_cpu_gpu_parity(trajectories):
-    cpu, gpu = trained_weights(trajectories, device="cpu"), trained_weights(trajectories, device="gpu")
+def test_cpu_gpu_parity(health_trajectories):
+    cpu, gpu = trained_weights(health_trajectories, device="cpu"), trained_weights(health_trajectories, device="gpu")
     assert_parameters_close(
         gpu, cpu, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, f"gpu vs cpu, graph, {PARITY_STEPS} steps, TF32 off"
     )
 
 
-def test_parity_failure_shows_per_layer_table(trajectories):
+def test_parity_failure_shows_per_layer_table(health_trajectories):
     """Negative control: a run with one step more must fail parity, naming the layers."""
-    reference = trained_weights(trajectories, "graph")
-    longer = trained_weights(trajectories, "graph", steps=PARITY_STEPS + 1)
+    reference = trained_weights(health_trajectories, "graph")
+    longer = trained_weights(health_trajectories, "graph", steps=PARITY_STEPS + 1)
     with pytest.raises(HealthCheckError, match=r"conv1/kernel\s+mean .* FAIL") as caught:
         assert_parameters_close(longer, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, "one step more")
     assert "max" in str(caught.value) and "beyond mean 2e-05" in str(caught.value)
 
 
-def test_eager_smoke_run_learns(trajectories):
-    traj = trajectories.get(ProbeConfig(initializer="he_normal", mode="eager", steps=PARITY_STEPS))
+def test_eager_smoke_run_learns(health_trajectories):
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal", mode="eager", steps=PARITY_STEPS))
     assert traj.loss[-1] < traj.loss[0] and traj.config.mode in traj.config.context()

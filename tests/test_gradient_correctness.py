@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixtures.initializations import initial_value
-from fixtures.seed_network import PARAMETER_SHAPES, forward
+from training_health.model.initializations import initial_value
+from training_health.model.seed_network import PARAMETER_SHAPES, forward
 
 CHECKED = ["conv1/kernel", "conv1/bias", "conv2/kernel", "conv2/bias", "fc1/kernel", "fc1/bias", "out/kernel"]
 SAMPLED_WEIGHTS = 16
@@ -27,9 +27,9 @@ def leaky_backward_relu(x):
 
 
 @pytest.fixture(scope="module")
-def small_batch(mnist):
-    images = tf.constant(mnist.train_images[:8, ..., None] / 255.0, tf.float64)
-    return images, tf.constant(mnist.train_labels[:8])
+def small_batch(health_mnist):
+    images = tf.constant(health_mnist.train_images[:8, ..., None] / 255.0, tf.float64)
+    return images, tf.constant(health_mnist.train_labels[:8])
 
 
 def gradient_error(parameter: str, batch, relu=tf.nn.relu) -> float:

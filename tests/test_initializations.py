@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fixtures.initializations import INITIALIZATIONS, fans, initial_value
-from fixtures.seed_network import PARAMETER_SHAPES
+from training_health.model.initializations import INITIALIZATIONS, fans, initial_value
+from training_health.model.seed_network import PARAMETER_SHAPES
 
 KERNELS = [n for n in PARAMETER_SHAPES if n.endswith("kernel")]
 # Sample-size-aware tolerance: conv1 has only 800 weights, so its std estimate is the loosest.

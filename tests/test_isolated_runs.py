@@ -24,7 +24,7 @@ pytestmark = pytest.mark.subprocess
 
 
 def run_isolated(*args: str) -> dict:
-    command = [sys.executable, "-m", "fixtures.isolated_checks", *args]
+    command = [sys.executable, "-m", "training_health.probe.isolated_checks", *args]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

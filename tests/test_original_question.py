@@ -16,21 +16,21 @@ zero gradient and stay zero forever; the others learn.
 import numpy as np
 import pytest
 
-from fixtures.health_checks import HealthCheckError, assert_grad_norm_within, assert_layer_units_moved
-from fixtures.initializations import reference_std
-from fixtures.training_probe import ProbeConfig
+from training_health.checks.health_checks import HealthCheckError, assert_grad_norm_within, assert_layer_units_moved
+from training_health.model.initializations import reference_std
+from training_health.probe.training_probe import ProbeConfig
 
 KERNELS = ["conv1/kernel", "conv2/kernel", "fc1/kernel", "out/kernel"]
 
 
 @pytest.fixture(scope="module")
-def seed_normal(trajectories):
-    return trajectories.get(ProbeConfig(initializer="seed_normal"))
+def seed_normal(health_trajectories):
+    return health_trajectories.get(ProbeConfig(initializer="seed_normal"))
 
 
 @pytest.fixture(scope="module")
-def he_normal(trajectories):
-    return trajectories.get(ProbeConfig(initializer="he_normal"))
+def he_normal(health_trajectories):
+    return health_trajectories.get(ProbeConfig(initializer="he_normal"))
 
 
 def per_weight_step(traj, name):
@@ -46,9 +46,9 @@ def test_conv1_gradient_is_large_not_vanishing(seed_normal, he_normal):
     assert ratio > 1000, f"conv1 grad norm is only {ratio:.3g}x that under he_normal"
 
 
-def test_suite_says_not_vanishing_but_oversized_init(seed_normal, thresholds):
+def test_suite_says_not_vanishing_but_oversized_init(seed_normal, health_thresholds):
     with pytest.raises(HealthCheckError, match="oversized initialization, not vanishing gradients") as caught:
-        assert_grad_norm_within(seed_normal, thresholds, ["conv1/kernel"])
+        assert_grad_norm_within(seed_normal, health_thresholds, ["conv1/kernel"])
     assert "grad norm (max)" in str(caught.value) and "logits start with std" in str(caught.value)
 
 
@@ -81,18 +81,18 @@ def test_softmax_saturated_from_the_start(seed_normal):
     assert seed_normal.logit_std_start > 1000 and seed_normal.saturated_fraction_start > 0.9
 
 
-def test_zero_conv1_filters_with_negative_bias_never_move(trajectories):
+def test_zero_conv1_filters_with_negative_bias_never_move(health_trajectories):
     config = ProbeConfig(initializer="seed_zero_conv1")
-    trajectories.get(config)
-    model = trajectories.trained_model(config)
+    health_trajectories.get(config)
+    model = health_trajectories.trained_model(config)
     initial_bias = config.build_model().params["conv1/bias"].numpy()
     moved = np.any(model.params["conv1/kernel"].numpy() != 0, axis=(0, 1, 2))
     assert np.array_equal(moved, initial_bias > 0), (moved, initial_bias)
 
 
-def test_zero_conv1_is_flagged_as_dead_relus(trajectories, thresholds):
-    traj = trajectories.get(ProbeConfig(initializer="seed_zero_conv1"))
+def test_zero_conv1_is_flagged_as_dead_relus(health_trajectories, health_thresholds):
+    traj = health_trajectories.get(ProbeConfig(initializer="seed_zero_conv1"))
     with pytest.raises(HealthCheckError, match=r"dead ReLUs: \d+% of conv1's units") as caught:
-        assert_layer_units_moved(traj, thresholds, ["conv1/kernel"])
+        assert_layer_units_moved(traj, health_thresholds, ["conv1/kernel"])
     dead_share = traj.dead_fraction_start["conv1"]
     assert traj.frozen_unit_fraction["conv1/kernel"] == pytest.approx(dead_share), str(caught.value)

@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from fixtures.dynamics_plots import series
-from fixtures.report import write_json
-from fixtures.training_probe import ProbeConfig
+from training_health.probe.training_probe import ProbeConfig
+from training_health.report.dynamics_plots import series
+from training_health.report.table import write_json
 
 
 @pytest.fixture
-def he_normal_json(trajectories, tmp_path):
-    traj = trajectories.get(ProbeConfig(initializer="he_normal"))
+def he_normal_json(health_trajectories, tmp_path):
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal"))
     return traj, json.loads(write_json(traj, tmp_path).read_text())
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from fixtures.seed_network import LAYERS, PARAMETER_SHAPES, build_seed_network
+from training_health.model.seed_network import LAYERS, PARAMETER_SHAPES, build_seed_network
 
 
 def test_logits_shape_and_dtype():
@@ -24,9 +24,9 @@ def test_parameter_count():
     assert sum(int(np.prod(v.shape)) for v in model.trainable_variables) == 3_274_634
 
 
-def test_dropout_only_in_training(mnist):
+def test_dropout_only_in_training(health_mnist):
     model = build_seed_network("he_normal", 0)
-    images = tf.cast(mnist.test_images[:64, ..., None], tf.float32) / 255.0
+    images = tf.cast(health_mnist.test_images[:64, ..., None], tf.float32) / 255.0
     assert np.array_equal(model(images, training=False), model(images, training=False))
     assert not np.allclose(model(images, training=True), model(images, training=False))
 

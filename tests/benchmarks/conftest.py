@@ -8,7 +8,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from fixtures.devices import cpu_model
+from training_health.probe.devices import cpu_model
 
 BENCH_MODES = ("eager", "graph", "xla")
 MATMUL_N = 4096

@@ -8,11 +8,11 @@ import time
 import pytest
 import tensorflow as tf
 
-from fixtures.conv_core import WORKLOADS, flops_per_call, make_workload
-from fixtures.devices import device_name
-from fixtures.seed_network import SeedConvNet
-from fixtures.training_probe import to_float_images
 from tests.benchmarks.conftest import synced
+from training_health.bench.conv_core import WORKLOADS, flops_per_call, make_workload
+from training_health.model.seed_network import SeedConvNet
+from training_health.probe.devices import device_name
+from training_health.probe.training_probe import to_float_images
 
 BATCHES = [1, 128, pytest.param(1024, marks=pytest.mark.slow)]
 ROUNDS = {"eager": 30, "graph": 30, "xla": 10}  # more rounds than the defaults: this 2-core VM is noisy
@@ -20,12 +20,12 @@ ROUNDS = {"eager": 30, "graph": 30, "xla": 10}  # more rounds than the defaults:
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("workload", WORKLOADS)
-def test_conv_core(benchmark, mnist, matmul_gflops, workload, batch, bench_mode, device):
+def test_conv_core(benchmark, health_mnist, matmul_gflops, workload, batch, bench_mode, health_device):
     benchmark.group = f"{workload}-batch{batch}"
-    with tf.device(device_name(device)):
+    with tf.device(device_name(health_device)):
         model = SeedConvNet("he_normal", 0)
-        images = to_float_images(mnist.train_images[:batch])
-        labels = tf.constant(mnist.train_labels[:batch])
+        images = to_float_images(health_mnist.train_images[:batch])
+        labels = tf.constant(health_mnist.train_labels[:batch])
         run = synced(make_workload(workload, bench_mode, model))
         started = time.perf_counter()
         run(images, labels)  # tracing / XLA compilation, kept out of the timings

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fixtures.optimizer import Adam
-from fixtures.seed_network import SeedConvNet
-from fixtures.training_probe import batch_indices, build_training_loop
+from training_health.model.optimizer import Adam
+from training_health.model.seed_network import SeedConvNet
+from training_health.probe.training_probe import batch_indices, build_training_loop
 
 STEPS = 10
 
 
 @pytest.fixture(scope="module")
-def loop_inputs(mnist):
-    indices = batch_indices(0, STEPS, 128, len(mnist.train_labels))
-    return tf.constant(mnist.train_images[indices]), tf.constant(mnist.train_labels[indices])
+def loop_inputs(health_mnist):
+    indices = batch_indices(0, STEPS, 128, len(health_mnist.train_labels))
+    return tf.constant(health_mnist.train_images[indices]), tf.constant(health_mnist.train_labels[indices])
 
 
 def compiled_loop(instrument: bool):

