@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from training_health.checks.baselines import RTOL, baseline_path, compare, dumps, summarize, table, tf_series
+from fixtures.broken_models import model_spec
+from training_health.checks.baselines import baseline_path, compare, dumps, summarize, table, tf_series
 from training_health.model.initializations import INITIALIZATIONS
 from training_health.probe.training_probe import ProbeConfig
 
@@ -31,7 +32,7 @@ def check_against_baseline(traj, path, regenerate: bool) -> None:
     if rows:
         path.with_suffix(".obtained").write_text(dumps(obtained))
         pytest.fail(
-            f"training dynamics differ from {path} beyond {RTOL:.0%} ({traj.config.context()}):\n{table(rows)}\n"
+            f"training dynamics differ from {path} beyond their tolerance ({traj.config.context()}):\n{table(rows)}\n"
             f"obtained values: {path.with_suffix('.obtained')}; accept them with --regen-baselines",
             pytrace=False,
         )
@@ -57,3 +58,25 @@ def test_perturbed_baseline_fails_with_table(health_trajectories, tmp_path):
     assert "Obtained" in message and "Expected" in message and "Difference" in message
     assert "conv2/kernel" in message and "relative_change" in message and "20.0%" in message
     assert path.with_suffix(".obtained").exists()
+
+
+def baseline_rows(traj) -> list[tuple]:
+    path = baseline_path(BASELINE_ROOT, ProbeConfig(initializer="he_normal").id)
+    if not path.exists():
+        pytest.skip(f"no {tf_series()} baseline {path.name}")
+    return compare(summarize(traj), json.loads(path.read_text()))
+
+
+def test_ten_percent_larger_init_of_one_layer_is_caught(health_trajectories):
+    """Negative control: conv2's kernel initialized 10% larger; the step-0 numbers move first."""
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal", model=model_spec("scaled_init:conv2")))
+    rows = baseline_rows(traj)
+    assert ("conv2/kernel", "update_ratio @0") in {row[:2] for row in rows}, table(rows)
+    assert ("loss", "loss @0") in {row[:2] for row in rows}, table(rows)
+
+
+def test_ten_percent_larger_learning_rate_is_caught(health_trajectories):
+    """Negative control: Adam's first update is proportional to the learning rate, for every parameter."""
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal", learning_rate=1.1e-3))
+    flagged = {layer for layer, metric, *_ in baseline_rows(traj) if metric == "update_ratio @0"}
+    assert flagged >= {"conv1/kernel", "conv2/kernel", "fc1/kernel", "out/kernel"}, flagged
