@@ -16,8 +16,13 @@ zero gradient and stay zero forever; the others learn.
 import numpy as np
 import pytest
 
-from training_health.checks.health_checks import HealthCheckError, assert_grad_norm_within, assert_layer_units_moved
-from training_health.model.initializations import reference_std
+from training_health.checks.health_checks import (
+    HealthCheckError,
+    assert_grad_norm_within,
+    assert_layer_healthy,
+    assert_layer_units_moved,
+)
+from training_health.model.initializations import fans, reference_std
 from training_health.probe.training_probe import ProbeConfig
 
 KERNELS = ["conv1/kernel", "conv2/kernel", "fc1/kernel", "out/kernel"]
@@ -92,7 +97,53 @@ def test_zero_conv1_filters_with_negative_bias_never_move(health_trajectories):
 
 def test_zero_conv1_is_flagged_as_dead_relus(health_trajectories, health_thresholds):
     traj = health_trajectories.get(ProbeConfig(initializer="seed_zero_conv1"))
-    with pytest.raises(HealthCheckError, match=r"dead ReLUs: \d+% of conv1's units") as caught:
+    with pytest.raises(HealthCheckError, match=r"conv1/kernel: \d+% of conv1's units output 0") as caught:
         assert_layer_units_moved(traj, health_thresholds, ["conv1/kernel"])
     dead_share = traj.dead_fraction_start["conv1"]
     assert traj.frozen_unit_fraction["conv1/kernel"] == pytest.approx(dead_share), str(caught.value)
+
+
+def layer_failure(traj, thresholds, layer: str) -> str:
+    """The message ``pytest -k layer_updates`` prints for ``layer`` (every per-layer check together)."""
+    with pytest.raises(HealthCheckError) as caught:
+        assert_layer_healthy(traj, thresholds, layer)
+    return str(caught.value)
+
+
+def he_fix_line(traj, kernel: str, now: str) -> str:
+    """The fix line the verdict must print, from the He rule and the measured init (nothing hard-coded)."""
+    shape = tuple(traj.shapes[kernel])
+    std, fan_in = reference_std(shape)["he"], fans(shape)[0]
+    return f"fix: initialize {kernel.split('/')[0]} with He normal: std {std:.3g} for fan-in {fan_in} (now {now})"
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2", "fc1", "out"])
+def test_layer_updates_flag_seed_normal_as_oversized_init(seed_normal, health_thresholds, layer):
+    """The question's network: each layer's verdict is an oversized init, proven and with its fix."""
+    message = layer_failure(seed_normal, health_thresholds, layer)
+    kernel = f"{layer}/kernel"
+    assert "oversized initialization, not vanishing gradients" in message, message
+    assert message.count("oversized initialization") == 1, f"the cause must be printed once:\n{message}"
+    assert f"{kernel}: init std" in message and "x the He std" in message, message
+    assert "as the init scale predicts" in message and "scaled output" not in message, message
+    assert he_fix_line(seed_normal, kernel, f"{seed_normal.initial_weight_std[kernel]:.3g}") in message, message
+
+
+def test_layer_updates_group_the_seed_normal_failure_by_cause(seed_normal, health_thresholds):
+    """One line per cause naming the parameters it covers, then one table row per failure."""
+    lines = layer_failure(seed_normal, health_thresholds, "conv1").splitlines()
+    causes = [line for line in lines if line.lstrip().startswith("[1]")]
+    assert causes == ["  [1] oversized initialization, not vanishing gradients: conv1/kernel, conv1/bias"], lines
+    rows = [line for line in lines if line.rstrip().endswith("[1]") and not line.lstrip().startswith("[1]")]
+    assert [row.split()[0] for row in rows] == ["conv1/kernel", "conv1/bias"], lines
+
+
+def test_layer_updates_flag_seed_zero_conv1_as_dead_relus(health_trajectories, health_thresholds):
+    """The asker's experiment: conv1 = 0 kills the units whose bias is negative; the fix re-initializes conv1."""
+    traj = health_trajectories.get(ProbeConfig(initializer="seed_zero_conv1"))
+    message = layer_failure(traj, health_thresholds, "conv1")
+    assert "dead ReLUs: conv1/kernel, conv1/bias" in message, message
+    assert "conv1/kernel starts all zeros" in message, message
+    assert he_fix_line(traj, "conv1/kernel", "all zeros") in message, message
+    assert "conv1/kernel: init std 0 (all zeros)" in message, message
+    assert "started at zero, so judged by absolute change" in message, message

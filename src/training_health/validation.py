@@ -59,12 +59,22 @@ def _numbers(config, problems: list[str]) -> None:
 
 
 def _thresholds(config, problems: list[str]) -> None:
-    from training_health.checks.thresholds import ThresholdsError, load_thresholds
+    from training_health.checks.thresholds import HEALTHY_FROZEN_BY_STEPS, ThresholdsError, load_thresholds
 
     try:
-        load_thresholds(config.getoption("health_thresholds"))
+        thresholds = load_thresholds(config.getoption("health_thresholds"))
     except ThresholdsError as err:
         problems.append(f"--health-thresholds: {err}")
+        return
+    steps = config.getoption("health_steps")
+    if 1 <= steps < thresholds.min_steps:
+        measured = ", ".join(f"{n} steps {f:.1%}" for n, f in HEALTHY_FROZEN_BY_STEPS.items())
+        problems.append(
+            f"--health-steps {steps}: the bounds in {thresholds.source.name} (calibrated at "
+            f"{thresholds.calibrated_steps} steps) hold from {thresholds.min_steps} steps on; in fewer, healthy "
+            f"units that no batch has made fire yet count as frozen (healthy fc1, largest: {measured}). "
+            f"Give --health-steps {thresholds.min_steps} or more"
+        )
 
 
 def _writable(folder: str, option: str, problems: list[str]) -> None:
