@@ -223,7 +223,10 @@ def test_cache_folder_under_a_regular_file_names_the_variable(tmp_path, monkeypa
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "file" / "mnist"))
-    with pytest.raises(MnistDataError, match=r"cache folder .*file/mnist \(from \$MNIST_CACHE_DIR\) cannot be created"):
+    with pytest.raises(
+        MnistDataError,
+        match=r"cache folder .*file/mnist \(from \$MNIST_CACHE_DIR\) cannot be created: .*file is a file",
+    ):
         load_mnist(allow_download=False, allow_npm=False)
 
 
