@@ -1,11 +1,13 @@
 """Graph, XLA and eager runs of one seed agree; CPU and GPU too (where a GPU exists).
 
-Tolerances, measured after 5 steps, seeds 0-2, graph vs xla and graph vs eager, this CPU:
-  TF 2.21: mean |diff| per layer <= 6.3e-8, max <= 1.2e-5;
-  TF 2.15: mean <= 4.3e-6, max 3.0e-3 (xla, seed 0, fc1/kernel).
-A float32 rounding difference where a gradient is near zero can flip the sign of Adam's
-step for that weight (~lr = 1e-3 per step), so the max is bounded by two Adam steps per
-step (1e-2) and the mean, which a real disagreement moves, by 2e-5 (5x the worst observed).
+Bounds, from he_normal after 5 steps, graph vs xla and graph vs eager, TF 2.21, measured on 9
+simulated x86 machines (oneDNN ops on/off, ONEDNN_MAX_CPU_ISA SSE41/AVX2/AVX512_CORE, 1 and 4
+intra-op threads; README "Stored numbers on other CPUs"): mean |diff| per layer <= 1.13e-5
+(conv1/kernel, oneDNN off, eager), max <= 4.62e-3 (fc1/kernel). The negative control, one step
+more, moves every layer's mean by 1.7e-4 (out/bias) to 6.6e-4 (conv2/bias).
+  mean bound 5e-5: 4.4x the worst machine, 3.3x below the smallest one-step difference;
+  max bound 1e-2: a float32 rounding difference where a gradient is near zero can flip the sign
+  of Adam's step for that weight (<= ~lr = 1e-3 per step), so at most two steps' worth per step.
 """
 
 import pytest
@@ -15,7 +17,7 @@ from training_health.probe.devices import GPU_MISSING, gpu_available
 from training_health.probe.training_probe import ProbeConfig
 
 PARITY_STEPS = 5
-PARITY_MEAN_ATOL = 2e-5
+PARITY_MEAN_ATOL = 5e-5
 PARITY_MAX_ATOL = 2 * PARITY_STEPS * 1e-3
 
 
@@ -47,7 +49,7 @@ def test_parity_failure_shows_per_layer_table(health_trajectories):
     longer = trained_weights(health_trajectories, "graph", steps=PARITY_STEPS + 1)
     with pytest.raises(HealthCheckError, match=r"conv1/kernel\s+mean .* FAIL") as caught:
         assert_parameters_close(longer, reference, PARITY_MEAN_ATOL, PARITY_MAX_ATOL, "one step more")
-    assert "max" in str(caught.value) and "beyond mean 2e-05" in str(caught.value)
+    assert "max" in str(caught.value) and "beyond mean 5e-05" in str(caught.value)
 
 
 def test_eager_smoke_run_learns(health_trajectories):
