@@ -46,3 +46,28 @@ def test_nan_run_writes_strict_json_that_reads_back_as_nan(health_trajectories, 
     conv2 = traj.parameters.index("conv2/kernel")
     assert strict["per_step"]["grad_norm"][first_nan][conv2] == "NaN"  # spelt out as a string
     assert np.array_equal(series(read_json(path))["conv2/kernel"]["grad norm"], measured, equal_nan=True)
+
+
+def test_dynamics_plot_shows_loss_and_shaded_bounds(he_normal_json, health_thresholds):
+    from training_health.report.dynamics_plots import dynamics_figure, min_change_curve
+
+    traj, data = he_normal_json
+    figure = dynamics_figure(data, health_thresholds)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert "loss" in titles
+    low, high = health_thresholds.grad_norm_bounds("conv1/kernel")
+    grad_ax = next(ax for ax in figure.axes if ax.get_title().startswith("conv1/kernel gradient"))
+    assert f"band {low:.2g} .. {high:.3g}" in grad_ax.get_title() and grad_ax.patches  # the shaded band
+    curve = min_change_curve(health_thresholds, "he_normal", "conv1/kernel", traj.config.steps)
+    final = health_thresholds.min_relative_change("he_normal", "conv1/kernel", traj.config.steps)
+    assert curve[-1] == pytest.approx(final) and curve[0] < curve[-1]  # rescaled to each step
+    change_ax = next(ax for ax in figure.axes if ax.get_title().startswith("conv1/kernel\n"))
+    assert change_ax.collections  # the shaded region below the minimum
+
+
+def test_dynamics_plot_png_beside_its_json(he_normal_json, tmp_path, health_thresholds):
+    from training_health.report.dynamics_plots import plot
+
+    traj, _ = he_normal_json
+    png = plot(tmp_path / f"{traj.config.id}.json", health_thresholds)
+    assert png == tmp_path / f"{traj.config.id}.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,16 +12,23 @@ not use it.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep its C++ info lines out
 
+from training_health import tf_logs  # noqa: E402
+
+# Now, before pytest's output capture saves descriptor 2: what pytest later writes there passes the filter too.
+tf_logs.filter_stderr()
+
 from training_health.model.initializations import HEALTHY  # noqa: E402
 from training_health.model.user_model import SEED_MODEL  # noqa: E402
 from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
 
+STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
 # Options that name what to train: giving one of them asks for the built-in checks.
@@ -186,13 +193,16 @@ class TrajectoryCache:
 
     def __init__(self, mnist, output: Path):
         self.mnist, self.output, self.runs, self.models = mnist, output, {}, {}
+        self.build_seconds = 0.0
 
     def get(self, config):
         from training_health.probe.training_probe import run_probe
         from training_health.report.table import write_json
 
         if config not in self.runs:
+            began = time.perf_counter()
             self.models[config] = config.build_model()
+            self.build_seconds += time.perf_counter() - began
             self.runs[config] = run_probe(config, self.mnist, self.models[config])
             write_json(self.runs[config], self.output)
         return self.runs[config]
@@ -244,8 +254,18 @@ def health_trajectory(health_trajectories, health_probe_config):
     return health_trajectories.get(health_probe_config)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """TensorFlow's log lines written while a test's output was captured are left out of its report too."""
+    report = yield
+    if tf_logs.wanted():
+        report.sections = [(t, tf_logs.without_tf_log_lines(c) if "stderr" in t else c) for t, c in report.sections]
+    return report
+
+
 def pytest_terminal_summary(terminalreporter, config):
     from training_health.report.table import layer_table
+    from training_health.report.time_split import time_split
 
     cache = config.stash.get(TRAJECTORIES, None)
     if not cache or not cache.runs:
@@ -254,3 +274,5 @@ def pytest_terminal_summary(terminalreporter, config):
     for traj in cache.runs.values():
         terminalreporter.write_line(layer_table(traj) + "\n")
     terminalreporter.write_line(f"probe data (JSON, one file per configuration): {cache.output}/")
+    wall = time.perf_counter() - STARTED
+    terminalreporter.write_line("time: " + time_split(cache.runs.values(), wall, cache.build_seconds))

@@ -11,6 +11,7 @@ import tensorflow as tf
 from training_health.probe.devices import cpu_model
 
 BENCH_MODES = ("eager", "graph", "xla")
+STEPS = 10  # training steps per call of a compiled loop
 MATMUL_N = 4096
 
 
@@ -49,6 +50,15 @@ def synced(fn):
         tf.nest.flatten(out)[0].numpy()
 
     return run
+
+
+@pytest.fixture(scope="module")
+def loop_inputs(health_mnist):
+    """``STEPS`` real MNIST batches of 128, as the probe's compiled loop takes them."""
+    from training_health.probe.training_probe import batch_indices
+
+    indices = batch_indices(0, STEPS, 128, len(health_mnist.train_labels))
+    return tf.constant(health_mnist.train_images[indices]), tf.constant(health_mnist.train_labels[indices])
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.benchmarks.conftest import STEPS
 from training_health.model.optimizer import Adam
 from training_health.model.seed_network import SeedConvNet
-from training_health.probe.training_probe import batch_indices, build_training_loop
-
-STEPS = 10
+from training_health.probe.training_probe import build_training_loop
 
 
-@pytest.fixture(scope="module")
-def loop_inputs(health_mnist):
-    indices = batch_indices(0, STEPS, 128, len(health_mnist.train_labels))
-    return tf.constant(health_mnist.train_images[indices]), tf.constant(health_mnist.train_labels[indices])
-
-
-def compiled_loop(instrument: bool):
+def compiled_loop(instrument: bool, optimizer=Adam):
     model = SeedConvNet("he_normal", 0)
-    loop = build_training_loop(model, model.parameters, Adam(model.parameters), "graph", [], instrument=instrument)
+    loop = build_training_loop(model, model.parameters, optimizer(model.parameters), "graph", [], instrument=instrument)
     return lambda *args: [t.numpy() for t in loop(*args)]
 
 
