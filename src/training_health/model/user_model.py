@@ -36,7 +36,7 @@ def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ModelSpecError(f"{option} {spec}: {module_name} has no callable {function_name!r}; {usage}")
-    arity = signature.count(",") + 1
+    arity = len([p for p in signature.strip("()").split(",") if p.strip()])
     try:
         inspect.signature(function).bind(*range(arity))
     except TypeError as err:
