@@ -94,7 +94,7 @@ def load_training_data(spec: str | None, mnist_path: str | None = None, option: 
     except Exception as err:  # the user's code: report it with the option that ran it
         raise DataSpecError(f"{option} {spec}: calling it raised {type(err).__name__}: {first_line(err)}") from err
     images, labels = _arrays_from(returned, spec, option)
-    return TrainingData(images, labels, f"{option} {spec}")
+    return TrainingData(images, labels, f"{spec}()")
 
 
 def first_line(err: BaseException, limit: int = 300) -> str:
