@@ -25,7 +25,7 @@ from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
 # Options that name what to train: giving one of them asks for the built-in checks.
-RUN_OPTIONS = ("health_model", "health_data")
+RUN_OPTIONS = ("health_model", "health_data", "health_train_step")
 
 
 def pytest_addoption(parser):
@@ -38,6 +38,18 @@ def pytest_addoption(parser):
         metavar="MODULE:FUNCTION",
         help="FUNCTION() returning (images, labels) or a tf.data.Dataset of them, shaped for the model "
         "(default: the verified real MNIST)",
+    )
+    add(
+        "--health-train-step",
+        metavar="MODULE:FUNCTION",
+        help="FUNCTION(model, images, labels) doing one step of your training and returning its loss "
+        "(default: a compiled model's own optimizer and loss, else TF1 Adam + softmax cross-entropy)",
+    )
+    add(
+        "--health-frozen",
+        metavar="LAYER[,LAYER]",
+        help="layers frozen on purpose: they pass while unchanged ('frozen as declared'); any other weight "
+        "that never changes fails with its reason",
     )
     add("--health-mnist-path", metavar="PATH", help="Keras mnist.npz or a folder of IDX files (default: $MNIST_PATH)")
     add("--health-inits", metavar="LIST", help=f"comma-separated initializations (seed network: {', '.join(HEALTHY)})")
@@ -58,6 +70,7 @@ def pytest_addoption(parser):
 MARKERS = (
     "gpu: runs on a GPU device; skipped at collection, with the reason, when TensorFlow sees none",
     "xdist_group: keeps the tests that share a training run on one pytest-xdist worker",
+    "health_frozen(*layers): layers frozen on purpose in this test's model (as --health-frozen)",
 )
 
 
@@ -104,9 +117,13 @@ LAYER_NAMES = pytest.StashKey[list]()
 def model_layers(config) -> list[str]:
     """The layers to parametrize over; a user's model is built once, at collection, to list them."""
     if LAYER_NAMES not in config.stash:
-        from training_health.model.user_model import layer_of, named_parameters, resolve_factory
+        from training_health.model.user_model import ensure_built, layer_of, named_parameters, resolve_factory
 
         model = resolve_factory(model_spec(config))(grid_inits(config)[0], config.getoption("health_seed"))
+        if not named_parameters(model):  # a subclassed model has no variables until called once
+            data = training_data(config)
+            ensure_built(model, data.to_model_input(data.train_images[:32]), model_spec(config))
+        # Every weight-like variable, frozen layers' too: a layer left trainable=False gets its test.
         config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
     return config.stash[LAYER_NAMES]
 
@@ -240,7 +257,17 @@ def health_probe_config(pytestconfig, health_init, health_device, health_mode):
         mode=health_mode,
         steps=pytestconfig.getoption("health_steps"),
         model=model_spec(pytestconfig),
+        train_step=pytestconfig.getoption("health_train_step"),
     )
+
+
+@pytest.fixture
+def health_frozen_layers(request, pytestconfig) -> list[str]:
+    """Layers frozen on purpose: ``--health-frozen`` plus the test's ``health_frozen(...)`` markers."""
+    layers = csv_option(pytestconfig, "health_frozen")
+    for mark in request.node.iter_markers("health_frozen"):
+        layers += [layer for arg in mark.args for layer in arg.split(",")]
+    return layers
 
 
 @pytest.fixture

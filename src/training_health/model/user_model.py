@@ -3,7 +3,15 @@
 A user's factory is named ``MODULE:FUNCTION`` (``--health-model``); ``FUNCTION(initializer: str,
 seed: int)`` returns a Keras model or ``tf.Module`` whose ``__call__(images, training=...)``
 returns logits ``[B, classes]``. ``initializer`` is ``"default"`` unless ``--health-inits``
-names others. Its variables are the parameters the suite checks.
+names others. The model may be unbuilt (a subclassed Keras model never called): it is built by
+calling it once on a batch. Every weight-like variable is checked, frozen layers' too
+(``training_health.model.variables``).
+
+How it is trained (``training_health.model.train_step``): a Keras model compiled with an optimizer
+and a loss is trained by them, as ``fit`` would; ``--health-train-step MODULE:FUNCTION`` runs the
+user's own step ``FUNCTION(model, images, labels) -> loss``; anything else gets the suite's recipe
+(TF1 Adam, softmax cross-entropy). Dead ReLU units are found in Keras models without help; a
+``tf.Module`` opts in with ``relu_activations(images) -> {layer: post-ReLU tensor}``.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+
+from training_health.model.variables import model_variables, variable_name  # noqa: F401  (re-exported)
 
 SEED_MODEL = "seed"
 ModelFactory = Callable[[str, int], object]
@@ -56,25 +66,23 @@ def resolve_factory(spec: str, option: str = "--health-model") -> ModelFactory:
     return resolve_callable(spec, option, "(initializer, seed)")
 
 
-def variable_name(variable) -> str:
-    """A readable "layer/param" name: Keras 3 has ``.path``; TF variables have ``.name``."""
-    name = getattr(variable, "path", None) or variable.name
-    return name.split(":")[0]
-
-
 def named_parameters(model) -> dict:
-    """Parameters keyed by "layer/param"; the seed network names its own."""
-    if hasattr(model, "params") and isinstance(model.params, dict):
-        return dict(model.params)
-    named, prefix = {}, f"{getattr(model, 'name', '')}/"
-    for variable in model.trainable_variables:
-        name = variable_name(variable)
-        # Keras numbers its models (sequential, sequential_1, ...): names must not depend on build order.
-        name = name[len(prefix) :] if name.startswith(prefix) else name
-        while name in named:  # Keras 2 may repeat short names across layers.
-            name += "_"
-        named[name] = variable
-    return named
+    """Every weight-like variable keyed by "layer/param", frozen layers' too (see model.variables)."""
+    return model_variables(model).weights
+
+
+def ensure_built(model, sample_images, spec: str):
+    """``model`` with its variables: a model never called yet (a subclassed Keras model) is built by
+    calling it once on ``sample_images`` (inference mode: no state changes). A model that still has
+    no weights is an error naming the factory, never a silent skip."""
+    if not model_variables(model).weights and callable(model):
+        model(sample_images, training=False)
+    if not model_variables(model).weights:
+        raise ModelSpecError(
+            f"{spec}: the model has no weights to check, even after calling it on a batch of shape "
+            f"{list(sample_images.shape)}; the factory must return a model with trainable variables"
+        )
+    return model
 
 
 def layer_of(parameter: str) -> str:
