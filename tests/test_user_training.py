@@ -102,6 +102,13 @@ def test_train_step_gradient_is_the_one_before_its_update(health_trajectories, m
     np.testing.assert_allclose(update, PLAIN_SGD_LR * grad, rtol=1e-3)
 
 
+def test_tf_function_step_with_a_lazily_built_optimizer_serves_every_run(health_trajectories):
+    """Each run builds a fresh model; the step's Adam slots are created before the loop, never inside it."""
+    for mode in ("graph", "eager"):
+        traj = health_trajectories.get(config(VARIANTS + "for_adam_step", VARIANTS + "adam_step", mode))
+        assert set(assert_variables_updated(traj).values()) == {"updated"}
+
+
 def test_unbuilt_subclassed_model_is_built_and_checked(health_trajectories, health_thresholds):
     traj = health_trajectories.get(config("fixtures.user_models.subclassed:build"))
     assert {layer_of(p) for p in traj.parameters} == {"conv", "logits"}

@@ -123,9 +123,21 @@ def unscale(optimizer, gradients) -> tuple[list, list]:
     return gradients, gradients
 
 
-def build_optimizer(model, weights: dict, trainable: dict) -> None:
-    """Create the optimizer's slots before the compiled loop: variables cannot be created inside it."""
-    optimizer = model.optimizer
-    trained = [weights[n] for n in weights if trainable[n]]
-    if getattr(optimizer, "built", True) is False and hasattr(optimizer, "build"):
-        optimizer.build(trained)
+def reachable_optimizers(model) -> list:
+    """Keras optimizers a train step can reach through the model: ``model.optimizer`` and attributes."""
+    candidates = [getattr(model, "optimizer", None), *vars(model).values()]
+    candidates += [getattr(c, "inner_optimizer", None) for c in candidates]  # inside a LossScaleOptimizer
+    found = {id(c): c for c in candidates if hasattr(c, "apply_gradients") and hasattr(c, "build")}
+    return list(found.values())
+
+
+def build_optimizers(model, variables: list) -> None:
+    """Create the slots of the model's optimizers before the compiled loop.
+
+    A ``tf.function`` may create variables only on its first trace, and never inside the loop's body;
+    a Keras optimizer creates its slots lazily, at its first ``apply_gradients``. Built here, on every
+    variable the model trains, nothing is created inside the loop, whatever subset a step updates.
+    """
+    for optimizer in reachable_optimizers(model):
+        if not getattr(optimizer, "built", getattr(optimizer, "_built", False)):  # Keras 3 / Keras 2
+            optimizer.build(variables)

@@ -66,8 +66,13 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
     return TrainStep(run, f"TF1 Adam lr={rate:g}, softmax cross-entropy", rate)
 
 
-def user_train_step(model, weights: dict, function: Callable, spec: str) -> TrainStep:
-    """The user's own step, recorded under an outer tape for the gradient of the loss it returns."""
+def user_train_step(model, weights: dict, trainable: dict, function: Callable, spec: str) -> TrainStep:
+    """The user's own step, recorded under an outer tape for the gradient of the loss it returns.
+
+    The step's optimizer should hang on the model (``compile(optimizer=...)`` or an attribute): each
+    run builds a fresh model, and the optimizer's slots are created before the compiled loop.
+    """
+    keras_training.build_optimizers(model, [weights[n] for n in weights if trainable[n]])
     watched = [tf_variable(v) for v in weights.values()]
 
     def run(images, labels):
@@ -85,7 +90,7 @@ def user_train_step(model, weights: dict, function: Callable, spec: str) -> Trai
 
 
 def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
-    keras_training.build_optimizer(model, weights, trainable)
+    keras_training.build_optimizers(model, [weights[n] for n in weights if trainable[n]])
     optimizer = model.optimizer
     base = getattr(optimizer, "inner_optimizer", None) or optimizer
     recipe = f"{keras_training.describe_optimizer(optimizer)}, loss {keras_training.describe_loss(model)}"
@@ -97,7 +102,20 @@ def training_step(model, weights: dict, trainable: dict, train_step: str | None,
     """The recipe the model is trained with (see the module docstring for the order)."""
     if train_step:
         function = resolve_callable(train_step, TRAIN_STEP_OPTION, TRAIN_STEP_SIGNATURE)
-        return user_train_step(model, weights, function, train_step)
+        return user_train_step(model, weights, trainable, function, train_step)
     if keras_training.is_compiled(model):
         return keras_recipe_step(model, weights, trainable)
     return suite_recipe_step(model, weights, trainable, learning_rate)
+
+
+def explain_variable_creation(err: ValueError, train_step: str | None) -> RuntimeError | None:
+    """What to tell the user when a step created variables inside the compiled loop (TF forbids it)."""
+    if "tf.Variable" not in str(err):
+        return None
+    where = f"{TRAIN_STEP_OPTION} {train_step}" if train_step else "the model's training step"
+    return RuntimeError(
+        f"{where} creates variables inside the compiled training loop (an optimizer's slots, a metric?). "
+        "Keep the step's optimizer on the model (compile(optimizer=...) or an attribute such as "
+        "model.step_optimizer): the suite builds those before the loop. Or create the variables in the "
+        f"model factory (optimizer.build(model.trainable_variables)). TensorFlow said: {str(err).strip()[:300]}"
+    )
