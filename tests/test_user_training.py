@@ -68,8 +68,16 @@ def test_layer_left_untrainable_is_flagged_and_passes_when_declared(health_traje
     with pytest.raises(HealthCheckError, match=r"not trainable \(layer.trainable=False\)") as caught:
         assert_variables_updated(traj)
     assert offending_layers(caught) == {"conv2"}
+    assert "declare it: --health-frozen conv2" in str(caught.value)
     statuses = assert_variables_updated(traj, frozen=["conv2"])
     assert statuses["conv2/kernel"] == statuses["conv2/bias"] == FROZEN_AS_DECLARED
+
+
+@pytest.mark.health_frozen("conv2")
+def test_marker_declares_frozen_layers(health_trajectories, health_frozen_layers):
+    assert health_frozen_layers == ["conv2"]
+    traj = health_trajectories.get(config(COMPILED + "conv2_frozen"))
+    assert assert_variables_updated(traj, frozen=health_frozen_layers)["conv2/kernel"] == FROZEN_AS_DECLARED
 
 
 def test_layer_declared_frozen_that_changes_is_flagged(health_trajectories):
