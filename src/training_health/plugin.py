@@ -12,6 +12,7 @@ not use it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,24 @@ def pytest_configure(config):
     validate_options(config)
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path, config):
+    """Installed in a project's own ``.venv``, the built-in suite sits in a folder pytest never enters
+    (``norecursedirs`` has ``.*`` and ``venv``): walk the path to it, and nothing else of the environment."""
+    if str(SUITE) not in config.args:
+        return None
+    if collection_path == SUITE or collection_path in SUITE.parents:
+        return False
+    return True if Path(sys.prefix) in collection_path.parents else None
+
+
+def pytest_collect_file(file_path, parent):
+    """Reached by walking a folder (not given as an argument), suite.py does not match ``test_*.py``."""
+    if file_path == SUITE and str(SUITE) in parent.config.args and not parent.session.isinitpath(file_path):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
 
 
 def csv_option(config, name: str) -> list[str]:

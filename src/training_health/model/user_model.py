@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from training_health.model.variables import model_variables, variable_name  # noqa: F401  (re-exported)
 
@@ -30,6 +32,20 @@ class ModelSpecError(ValueError):
     """A ``MODULE:FUNCTION`` option that cannot be resolved; the message names the option."""
 
 
+def import_from_here(module_name: str):
+    """Import ``module_name``, also from the current folder: the ``pytest`` script, unlike ``python -m
+    pytest``, does not put it on ``sys.path``, and a user's ``mymodels.py`` usually lives there."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        top, here = module_name.split(".")[0], Path.cwd()
+        beside = (here / f"{top}.py").is_file() or (here / top).is_dir()
+        if err.name != top or not beside or str(here) in sys.path:
+            raise
+        sys.path.insert(0, str(here))
+        return importlib.import_module(module_name)
+
+
 def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     """Import ``MODULE:FUNCTION`` and check it is callable with ``signature``'s positional arity."""
     module_name, sep, function_name = spec.partition(":")
@@ -37,7 +53,7 @@ def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     if not sep or not module_name or not function_name:
         raise ModelSpecError(f"{usage}, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = import_from_here(module_name)
     except ImportError as err:
         raise ModelSpecError(
             f"{option} {spec}: cannot import {module_name!r} ({err}); run pytest from the folder that holds it "
