@@ -6,6 +6,7 @@ conv2, hidden, logits) and training_variants.py.
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fixtures.user_models.training_variants import PLAIN_SGD_LR
 from training_health.checks.health_checks import (
@@ -17,7 +18,7 @@ from training_health.checks.health_checks import (
     assert_variables_updated,
 )
 from training_health.model.user_model import ModelSpecError, layer_of
-from training_health.probe.training_probe import ProbeConfig, run_probe
+from training_health.probe.training_probe import PROBE_EXAMPLES, ProbeConfig, run_probe, to_float_images
 from training_health.report.table import layer_table
 
 STEPS = 10
@@ -147,10 +148,15 @@ def test_batchnorm_statistics_are_state_not_weights(health_trajectories):
     assert_variables_updated(traj)
 
 
-def test_dead_units_are_measured_in_keras_models(health_trajectories, health_thresholds):
-    healthy = health_trajectories.get(config(COMPILED + "sgd_momentum"))
+def test_dead_units_are_measured_in_keras_models(health_trajectories, health_thresholds, health_mnist):
+    cfg = config(COMPILED + "sgd_momentum")
+    healthy = health_trajectories.get(cfg)
     assert set(healthy.dead_fraction_start) == {"conv1", "conv2", "hidden"}  # the relu layers, not logits
-    assert set(health_trajectories.get(config(VARIANTS + "batchnorm")).dead_fraction_start) == {"relu"}
+    model = health_trajectories.trained_model(cfg)  # recomputed independently, through Keras' own graph
+    hidden = tf.keras.Model(model.inputs, model.get_layer("hidden").output)
+    alive = np.any(hidden(to_float_images(health_mnist.train_images[:PROBE_EXAMPLES])).numpy() > 0, axis=0)
+    assert healthy.dead_fraction_end["hidden"] == pytest.approx(1 - alive.mean())
+    assert set(health_trajectories.get(config(VARIANTS + "batchnorm")).dead_fraction_start) == {"bn"}  # its ReLU
     dead = health_trajectories.get(config(VARIANTS + "dead_hidden"))
     assert dead.dead_fraction_start["hidden"] == dead.dead_fraction_end["hidden"] == 1.0
     with pytest.raises(HealthCheckError, match="dead ReLUs: 100%") as caught:

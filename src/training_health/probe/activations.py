@@ -10,7 +10,9 @@ and it cannot recover. Where the activations come from:
   slope, and their outputs are captured during one inference call.
 
 Keys are the layer names the parameters use ("conv" for "conv/kernel"), so the per-layer table
-and ``assert_units_alive`` line up with the weights; a ``ReLU`` layer keeps its own name.
+and the per-layer test line up with the weights. A standalone ``ReLU`` layer in a ``Sequential``
+model counts for the weighted layer before it (conv -> BatchNorm "bn" -> ReLU: key "bn"); elsewhere
+it keeps its own name (checked by ``assert_units_alive`` over all layers, not by a layer's test).
 """
 
 from __future__ import annotations
@@ -40,13 +42,23 @@ def is_relu_layer(layer) -> bool:
 def relu_layers(model) -> dict:
     """{layer key: layer} for the ReLU-family layers of a Keras model (the model itself excluded)."""
     names = dict(zip(map(id, model.variables), _unique_names(model.variables, f"{getattr(model, 'name', '')}/")))
+
+    def key_of(layer):
+        weights = [w for w in layer.weights if id(w) in names]
+        return layer_of(names[id(weights[0])]) if weights else None
+
+    owner = {}  # a Sequential's standalone ReLU -> the weighted layer before it
+    if type(model).__name__ == "Sequential":
+        previous = None
+        for layer in model.layers:
+            if key_of(layer):
+                previous = layer
+            elif type(layer).__name__ == "ReLU" and previous is not None and not is_relu_layer(previous):
+                owner[id(layer)] = key_of(previous)
     found = {}
     for layer in _all_layers(model)[1:]:
-        if not is_relu_layer(layer):
-            continue
-        weights = [w for w in layer.weights if id(w) in names]
-        key = layer_of(names[id(weights[0])]) if weights else layer.name
-        found[key] = layer
+        if is_relu_layer(layer):
+            found[key_of(layer) or owner.get(id(layer), layer.name)] = layer
     return found
 
 
