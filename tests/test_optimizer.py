@@ -28,7 +28,10 @@ def test_fused_step_matches_the_plain_formula(health_mnist, mode):
     fused, plain = Adam(fused_model.parameters), Adam(plain_model.parameters)
 
     def step(images, labels):
-        before, updates = fused.apply_measured(gradients(fused_model, images, labels))
+        # As the probe measures a step: read before, apply, read after (reads ordered by control deps).
+        before = [tf.identity(p) for p in fused_model.parameters]
+        fused.apply(gradients(fused_model, images, labels))
+        updates = [tf.identity(p) - b for p, b in zip(fused_model.parameters, before)]
         for p, u in zip(plain_model.parameters, plain.updates(gradients(plain_model, images, labels))):
             p.assign_add(u)
         return before, updates

@@ -26,6 +26,7 @@ _EXPORTS = {
     "assert_all_finite": "training_health.checks.health_checks",
     "assert_grad_norm_within": "training_health.checks.health_checks",
     "assert_units_alive": "training_health.checks.health_checks",
+    "assert_variables_updated": "training_health.checks.health_checks",
     "assert_parameters_close": "training_health.checks.health_checks",
     "layer_table": "training_health.report.table",
 }

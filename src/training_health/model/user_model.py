@@ -3,14 +3,26 @@
 A user's factory is named ``MODULE:FUNCTION`` (``--health-model``); ``FUNCTION(initializer: str,
 seed: int)`` returns a Keras model or ``tf.Module`` whose ``__call__(images, training=...)``
 returns logits ``[B, classes]``. ``initializer`` is ``"default"`` unless ``--health-inits``
-names others. Its variables are the parameters the suite checks.
+names others. The model may be unbuilt (a subclassed Keras model never called): it is built by
+calling it once on a batch. Every weight-like variable is checked, frozen layers' too
+(``training_health.model.variables``).
+
+How it is trained (``training_health.model.train_step``): a Keras model compiled with an optimizer
+and a loss is trained by them, as ``fit`` would; ``--health-train-step MODULE:FUNCTION`` runs the
+user's own step ``FUNCTION(model, images, labels) -> loss``; anything else gets the suite's recipe
+(TF1 Adam, softmax cross-entropy). Dead ReLU units are found in Keras models without help; a
+``tf.Module`` opts in with ``relu_activations(images) -> {layer: post-ReLU tensor}``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from training_health.model.variables import model_variables, variable_name  # noqa: F401  (re-exported)
 
 SEED_MODEL = "seed"
 ModelFactory = Callable[[str, int], object]
@@ -20,6 +32,20 @@ class ModelSpecError(ValueError):
     """A ``MODULE:FUNCTION`` option that cannot be resolved; the message names the option."""
 
 
+def import_from_here(module_name: str):
+    """Import ``module_name``, also from the current folder: the ``pytest`` script, unlike ``python -m
+    pytest``, does not put it on ``sys.path``, and a user's ``mymodels.py`` usually lives there."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        top, here = module_name.split(".")[0], Path.cwd()
+        beside = (here / f"{top}.py").is_file() or (here / top).is_dir()
+        if err.name != top or not beside or str(here) in sys.path:
+            raise
+        sys.path.insert(0, str(here))
+        return importlib.import_module(module_name)
+
+
 def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     """Import ``MODULE:FUNCTION`` and check it is callable with ``signature``'s positional arity."""
     module_name, sep, function_name = spec.partition(":")
@@ -27,7 +53,7 @@ def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     if not sep or not module_name or not function_name:
         raise ModelSpecError(f"{usage}, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = import_from_here(module_name)
     except ImportError as err:
         raise ModelSpecError(
             f"{option} {spec}: cannot import {module_name!r} ({err}); run pytest from the folder that holds it "
@@ -36,7 +62,7 @@ def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ModelSpecError(f"{option} {spec}: {module_name} has no callable {function_name!r}; {usage}")
-    arity = signature.count(",") + 1
+    arity = len([p for p in signature.strip("()").split(",") if p.strip()])
     try:
         inspect.signature(function).bind(*range(arity))
     except TypeError as err:
@@ -56,25 +82,23 @@ def resolve_factory(spec: str, option: str = "--health-model") -> ModelFactory:
     return resolve_callable(spec, option, "(initializer, seed)")
 
 
-def variable_name(variable) -> str:
-    """A readable "layer/param" name: Keras 3 has ``.path``; TF variables have ``.name``."""
-    name = getattr(variable, "path", None) or variable.name
-    return name.split(":")[0]
-
-
 def named_parameters(model) -> dict:
-    """Parameters keyed by "layer/param"; the seed network names its own."""
-    if hasattr(model, "params") and isinstance(model.params, dict):
-        return dict(model.params)
-    named, prefix = {}, f"{getattr(model, 'name', '')}/"
-    for variable in model.trainable_variables:
-        name = variable_name(variable)
-        # Keras numbers its models (sequential, sequential_1, ...): names must not depend on build order.
-        name = name[len(prefix) :] if name.startswith(prefix) else name
-        while name in named:  # Keras 2 may repeat short names across layers.
-            name += "_"
-        named[name] = variable
-    return named
+    """Every weight-like variable keyed by "layer/param", frozen layers' too (see model.variables)."""
+    return model_variables(model).weights
+
+
+def ensure_built(model, sample_images, spec: str):
+    """``model`` with its variables: a model never called yet (a subclassed Keras model) is built by
+    calling it once on ``sample_images`` (inference mode: no state changes). A model that still has
+    no weights is an error naming the factory, never a silent skip."""
+    if not model_variables(model).weights and callable(model):
+        model(sample_images, training=False)
+    if not model_variables(model).weights:
+        raise ModelSpecError(
+            f"{spec}: the model has no weights to check, even after calling it on a batch of shape "
+            f"{list(sample_images.shape)}; the factory must return a model with trainable variables"
+        )
+    return model
 
 
 def layer_of(parameter: str) -> str:

@@ -1,0 +1,107 @@
+"""Post-ReLU activations of any model, for the dead-unit measurement.
+
+A unit is dead when its ReLU outputs 0 on every probe image: its incoming gradient is then exactly 0
+and it cannot recover. Where the activations come from:
+
+- a model with ``relu_activations(images) -> {layer: tensor}`` (the seed network; the documented
+  opt-in for a ``tf.Module``) provides them itself;
+- a Keras model needs no help: every layer whose output is a ReLU of its pre-activation is found,
+  Dense/Conv (any layer with ``activation`` relu or relu6) and ``ReLU`` layers without a negative
+  slope, and their outputs are captured during one inference call.
+
+Keys are the layer names the parameters use ("conv" for "conv/kernel"), so the per-layer table
+and the per-layer test line up with the weights. A standalone ``ReLU`` layer in a ``Sequential``
+model counts for the weighted layer before it (conv -> BatchNorm "bn" -> ReLU: key "bn"); elsewhere
+it keeps its own name (checked by ``assert_units_alive`` over all layers, not by a layer's test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tensorflow as tf
+
+from training_health.model.user_model import layer_of
+from training_health.model.variables import _all_layers, _unique_names, is_keras_model
+
+RELU_FAMILY = ("relu", "relu6")
+
+
+def _activation_name(layer) -> str:
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", "") if activation is not None else ""
+
+
+def is_relu_layer(layer) -> bool:
+    """Dense/Conv/Activation layers with a relu-family activation, and ReLU layers that can output 0."""
+    if type(layer).__name__ == "ReLU":
+        return not float(getattr(layer, "negative_slope", 0.0) or 0.0) and getattr(layer, "threshold", 0.0) == 0.0
+    return _activation_name(layer) in RELU_FAMILY
+
+
+def relu_layers(model) -> dict:
+    """{layer key: layer} for the ReLU-family layers of a Keras model (the model itself excluded)."""
+    names = dict(zip(map(id, model.variables), _unique_names(model.variables, f"{getattr(model, 'name', '')}/")))
+
+    def key_of(layer):
+        weights = [w for w in layer.weights if id(w) in names]
+        return layer_of(names[id(weights[0])]) if weights else None
+
+    owner = {}  # a Sequential's standalone ReLU -> the weighted layer before it
+    if type(model).__name__ == "Sequential":
+        previous = None
+        for layer in model.layers:
+            if key_of(layer):
+                previous = layer
+            elif type(layer).__name__ == "ReLU" and previous is not None and not is_relu_layer(previous):
+                owner[id(layer)] = key_of(previous)
+    found = {}
+    for layer in _all_layers(model)[1:]:
+        if is_relu_layer(layer):
+            found[key_of(layer) or owner.get(id(layer), layer.name)] = layer
+    return found
+
+
+@contextlib.contextmanager
+def _capturing_outputs(layers: dict, captured: dict):
+    """Each layer's ``call`` records its output under the layer's key while the context is open."""
+
+    def recorder(key, call):
+        def call_and_record(*args, **kwargs):
+            output = call(*args, **kwargs)
+            captured[key] = output
+            return output
+
+        return call_and_record
+
+    try:
+        for key, layer in layers.items():
+            layer.call = recorder(key, layer.call)
+        yield captured
+    finally:
+        for layer in layers.values():
+            with contextlib.suppress(AttributeError):
+                del layer.call  # the class's call shows through again
+
+
+def relu_activations(model, images) -> dict:
+    """{layer: post-ReLU activations [B, ..., units]} on ``images`` (inference mode); {} when none are found."""
+    if hasattr(model, "relu_activations"):
+        return dict(model.relu_activations(images))
+    if not is_keras_model(model):
+        return {}
+    layers = relu_layers(model)
+    if not layers:
+        return {}
+    with _capturing_outputs(layers, {}) as captured:
+        model(images, training=False)
+    return captured
+
+
+def dead_fractions(model, images) -> dict[str, float]:
+    """Per layer, the fraction of units (last axis: channels) that are zero on every probe image."""
+    fractions = {}
+    for layer, act in relu_activations(model, images).items():
+        alive = tf.reduce_any(tf.reshape(act > 0, [-1, act.shape[-1]]), axis=0)
+        fractions[layer] = float(1.0 - tf.reduce_mean(tf.cast(alive, tf.float32)))
+    return fractions
