@@ -100,7 +100,7 @@ def build(initializer, seed):
 def test_model_without_parameters_is_an_error_not_a_skip(tmp_path):
     (tmp_path / "frozen_model.py").write_text(NO_PARAMETERS_MODEL)
     result = pytest_run("--health-model", "frozen_model:build", "--health-devices", "cpu", "-q", cwd=tmp_path)
-    message = "--health-model frozen_model:build builds a model without trainable parameters"
+    message = "--health-model frozen_model:build: the model has no variables"
     assert result.returncode not in (0, 5), result.stdout[-3000:]
     assert (result.stdout + result.stderr).count(message) == 1, result.stdout[-3000:]
     assert "skipped" not in result.stdout and not (tmp_path / "probe-output").exists()

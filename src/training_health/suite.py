@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from training_health.checks.health_checks import HealthCheckError, assert_layer_healthy, assert_variables_updated
 from training_health.model.user_model import parameters_of
 from training_health.report.kernel_pictures import pictures_on_failure
@@ -26,14 +28,25 @@ def test_layer_updates(health_trajectory, health_thresholds, health_layer, healt
     params = parameters_of(traj.parameters, health_layer)
     assert params, f"layer {health_layer} has no weights"
     pictures = Path(pytestconfig.getoption("health_probe_output")) / "kernels"
-    with pictures_on_failure(traj, params, pictures, health_thresholds):
-        if health_layer in health_frozen_layers:
-            assert_variables_updated(traj, params, frozen=health_frozen_layers)
+    verdict = None
+    try:
+        _check_layer(traj, params, health_thresholds, health_layer, health_frozen_layers, pictures)
+    except HealthCheckError as err:
+        verdict = str(err)
+    if verdict:  # the verdict is the whole message: no traceback through the plugin's code
+        pytest.fail(verdict, pytrace=False)
+
+
+def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -> None:
+    """Raises one HealthCheckError carrying every failure of the layer, with its pictures attached."""
+    with pictures_on_failure(traj, params, pictures, thresholds):
+        if layer in frozen:
+            assert_variables_updated(traj, params, frozen=frozen)
             return
         failures = []
         for check in (
             lambda: assert_variables_updated(traj, params),
-            lambda: assert_layer_healthy(traj, health_thresholds, health_layer),
+            lambda: assert_layer_healthy(traj, thresholds, layer),
         ):
             try:
                 check()
