@@ -104,3 +104,13 @@ def test_model_without_parameters_is_an_error_not_a_skip(tmp_path):
     assert result.returncode not in (0, 5), result.stdout[-3000:]
     assert (result.stdout + result.stderr).count(message) == 1, result.stdout[-3000:]
     assert "skipped" not in result.stdout and not (tmp_path / "probe-output").exists()
+
+
+def test_space_separated_path_value_that_steals_the_rootdir_is_named(tmp_path):
+    """pytest chooses its rootdir before plugins load: an existing folder after a space becomes it."""
+    select = ("--co", "-q", "-k", "test_health_suite and he_normal")  # no path argument: pytest guesses from the rest
+    result = pytest_run(*select, "--health-probe-output", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"write --health-probe-output={tmp_path} (with '=') to keep them" in result.stdout, result.stdout[-3000:]
+    kept = pytest_run(*select, f"--health-probe-output={tmp_path}")
+    assert "with '='" not in kept.stdout and "Unknown pytest.mark" not in kept.stdout, kept.stdout[-3000:]

@@ -105,9 +105,31 @@ def pytest_configure(config):
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     validate_options(config)
+    warn_if_a_path_value_chose_the_rootdir(config)
     config.pluginmanager.register(SessionReport(config), "training_health_session_report")
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
+
+
+PATH_OPTIONS = ("--health-mnist-path", "--health-probe-output", "--health-thresholds")
+
+
+def warn_if_a_path_value_chose_the_rootdir(config) -> None:
+    """pytest picks its rootdir and config file before any plugin is loaded, treating the value of an
+    unknown option, written after a space, as a path (pytest issues #6904, #8846): then the project's
+    own settings (markers, addopts, testpaths) are silently not read. Say so, and how to avoid it."""
+    args = list(config.invocation_params.args)
+    for flag, value in zip(args, args[1:]):
+        if flag in PATH_OPTIONS and Path(value).exists() and config.rootpath == Path(value).resolve():
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"pytest took {flag}'s value {value} for a test path and chose it as rootdir "
+                    f"({config.inipath or 'no config file'}), so the settings of {config.invocation_params.dir} "
+                    f"were not read; write {flag}={value} (with '=') to keep them"
+                ),
+                stacklevel=2,
+            )
+            return
 
 
 @pytest.hookimpl(tryfirst=True)
