@@ -5,8 +5,10 @@ The runs start pytest as a user would, from a folder outside the repository; non
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -106,11 +108,16 @@ def test_model_without_parameters_is_an_error_not_a_skip(tmp_path):
     assert "skipped" not in result.stdout and not (tmp_path / "probe-output").exists()
 
 
-def test_space_separated_path_value_that_steals_the_rootdir_is_named(tmp_path):
-    """pytest chooses its rootdir before plugins load: an existing folder after a space becomes it."""
-    select = ("--co", "-q", "-k", "test_health_suite and he_normal")  # no path argument: pytest guesses from the rest
-    result = pytest_run(*select, "--health-probe-output", str(tmp_path))
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert f"write --health-probe-output={tmp_path} (with '=') to keep them" in result.stdout, result.stdout[-3000:]
-    kept = pytest_run(*select, f"--health-probe-output={tmp_path}")
-    assert "with '='" not in kept.stdout and "Unknown pytest.mark" not in kept.stdout, kept.stdout[-3000:]
+def test_space_separated_path_value_that_steals_the_rootdir_is_named():
+    """pytest chooses its rootdir before plugins load: an existing folder after a space, outside the
+    project, moves it there and the project's config goes unread; the plugin says so."""
+    outside = Path(tempfile.mkdtemp(prefix="th-rootdir-", dir=ROOT.parent))  # tmp_path may lie inside (tox)
+    try:
+        select = ("--co", "-q", "-k", "test_health_suite and he_normal")  # no path argument: pytest guesses
+        result = pytest_run(*select, "--health-probe-output", str(outside))
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert f"write --health-probe-output={outside} (with '=') to keep" in result.stdout, result.stdout[-3000:]
+        kept = pytest_run(*select, f"--health-probe-output={outside}")
+        assert "with '='" not in kept.stdout and "Unknown pytest.mark" not in kept.stdout, kept.stdout[-3000:]
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)

@@ -114,22 +114,37 @@ def pytest_configure(config):
 PATH_OPTIONS = ("--health-mnist-path", "--health-probe-output", "--health-thresholds")
 
 
+CONFIG_FILES = (("pytest.ini", ""), (".pytest.ini", ""), ("pyproject.toml", "[tool.pytest"), ("tox.ini", "[pytest]"))
+
+
+def config_file_of(directory: Path) -> Path | None:
+    """The pytest config file pytest would pick for ``directory`` alone (nearest one upwards)."""
+    for folder in (directory, *directory.parents):
+        for name, section in CONFIG_FILES:
+            candidate = folder / name
+            if candidate.is_file() and section in candidate.read_text(errors="replace"):
+                return candidate
+    return None
+
+
 def warn_if_a_path_value_chose_the_rootdir(config) -> None:
     """pytest picks its rootdir and config file before any plugin is loaded, treating the value of an
     unknown option, written after a space, as a path (pytest issues #6904, #8846): then the project's
-    own settings (markers, addopts, testpaths) are silently not read. Say so, and how to avoid it."""
+    own settings (markers, addopts, testpaths) may not be read. Say so, and how to avoid it."""
     args = list(config.invocation_params.args)
-    for flag, value in zip(args, args[1:]):
-        if flag in PATH_OPTIONS and Path(value).exists() and config.rootpath == Path(value).resolve():
-            config.issue_config_time_warning(
-                pytest.PytestConfigWarning(
-                    f"pytest took {flag}'s value {value} for a test path and chose it as rootdir "
-                    f"({config.inipath or 'no config file'}), so the settings of {config.invocation_params.dir} "
-                    f"were not read; write {flag}={value} (with '=') to keep them"
-                ),
-                stacklevel=2,
-            )
-            return
+    spaced = [(flag, value) for flag, value in zip(args, args[1:]) if flag in PATH_OPTIONS and Path(value).exists()]
+    own = config_file_of(Path(config.invocation_params.dir)) if spaced else None
+    if own is None or config.inipath == own:
+        return
+    flag, value = spaced[0]
+    config.issue_config_time_warning(
+        pytest.PytestConfigWarning(
+            f"pytest took {flag}'s value {value} for a test path, chose rootdir {config.rootpath} and read "
+            f"{config.inipath or 'no config file'} instead of {own}; write {flag}={value} (with '=') to keep "
+            "the project's settings"
+        ),
+        stacklevel=2,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
