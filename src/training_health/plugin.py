@@ -197,6 +197,10 @@ LAYER_NAMES = pytest.StashKey[list]()
 
 def model_layers(config) -> list[str]:
     """The layers to parametrize over; a user's model is built once, at collection, to list them."""
+    if LAYER_NAMES not in config.stash and model_spec(config) == SEED_MODEL:
+        from training_health.model.seed_network import LAYERS  # known without drawing 3.3M initial weights
+
+        config.stash[LAYER_NAMES] = list(LAYERS)
     if LAYER_NAMES not in config.stash:
         from training_health.model.user_model import ensure_built, layer_of, named_parameters, resolve_factory
 
@@ -247,6 +251,13 @@ def pytest_collection_modifyitems(config, items):
             group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
             item.add_marker(pytest.mark.xdist_group(group))
     items[:] = kept
+
+
+COLLECTED = pytest.StashKey[float]()
+
+
+def pytest_collection_finish(session):
+    session.config.stash[COLLECTED] = time.perf_counter()  # the summary's start-up ends here
 
 
 TRAINING_DATA = pytest.StashKey[object]()
@@ -393,4 +404,5 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(layer_table(traj) + "\n")
     terminalreporter.write_line(f"probe data (JSON, one file per configuration): {cache.output}/")
     wall = time.perf_counter() - STARTED
-    terminalreporter.write_line("time: " + time_split(cache.runs.values(), wall, cache.build_seconds))
+    startup = config.stash.get(COLLECTED, STARTED) - STARTED
+    terminalreporter.write_line("time: " + time_split(cache.runs.values(), wall, cache.build_seconds, startup))

@@ -12,7 +12,7 @@ import pytest
 from tests.benchmarks.conftest import STEPS
 from training_health.model.optimizer import Adam
 from training_health.model.seed_network import SeedConvNet
-from training_health.probe.training_probe import build_training_loop
+from training_health.probe.training_loop import build_training_loop
 
 
 def compiled_loop(instrument: bool, optimizer=Adam):

@@ -38,8 +38,10 @@ class TrainStep:
     run: Callable  # (images, labels) -> (loss float32 scalar, gradient per weight, None where disconnected)
     recipe: str  # e.g. "SGD lr=0.01 momentum=0.9, loss sparse_categorical_crossentropy(from_logits=True)"
     learning_rate: float | None  # the optimizer's learning rate at the first step, when known
+    restart: Callable | None = None  # puts the optimizer back to its first step, where the suite owns it
 
 
+@tf.autograph.experimental.do_not_convert
 def softmax_cross_entropy(labels, logits):
     logits = tf.cast(logits, tf.float32)
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
@@ -61,7 +63,7 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
         return loss, gradients
 
     rate = optimizer.config.learning_rate
-    return TrainStep(run, f"TF1 Adam lr={rate:g}, softmax cross-entropy", rate)
+    return TrainStep(run, f"TF1 Adam lr={rate:g}, softmax cross-entropy", rate, optimizer.restart)
 
 
 def user_train_step(model, weights: dict, trainable: dict, function: Callable, spec: str) -> TrainStep:

@@ -3,8 +3,9 @@
 A unit is dead when its ReLU outputs 0 on every probe image: its incoming gradient is then exactly 0
 and it cannot recover. Where the activations come from:
 
-- a model with ``relu_activations(images) -> {layer: tensor}`` (the seed network; the documented
-  opt-in for a ``tf.Module``) provides them itself;
+- a model with ``relu_activations(images) -> {layer: tensor}`` (the documented opt-in for a
+  ``tf.Module``) provides them itself, or with ``logits_and_relu_activations(images) -> (logits,
+  {layer: tensor})`` (the seed network) together with its logits from one forward pass;
 - a Keras model needs no help: every layer whose output is a ReLU of its pre-activation is found,
   Dense/Conv (any layer with ``activation`` relu or relu6) and ``ReLU`` layers without a negative
   slope, and their outputs are captured during one inference call.
@@ -84,24 +85,24 @@ def _capturing_outputs(layers: dict, captured: dict):
                 del layer.call  # the class's call shows through again
 
 
-def relu_activations(model, images) -> dict:
-    """{layer: post-ReLU activations [B, ..., units]} on ``images`` (inference mode); {} when none are found."""
+def logits_and_relu_activations(model, images) -> tuple[tf.Tensor, dict]:
+    """Logits and {layer: post-ReLU activations [B, ..., units]} on ``images``, in inference mode.
+
+    One forward pass where the model allows it (a Keras model, or a module with
+    ``logits_and_relu_activations``); a module with only ``relu_activations`` takes two.
+    """
+    if hasattr(model, "logits_and_relu_activations"):
+        logits, activations = model.logits_and_relu_activations(images)
+        return logits, dict(activations)
     if hasattr(model, "relu_activations"):
-        return dict(model.relu_activations(images))
-    if not is_keras_model(model):
-        return {}
-    layers = relu_layers(model)
-    if not layers:
-        return {}
+        return model(images, training=False), dict(model.relu_activations(images))
+    layers = relu_layers(model) if is_keras_model(model) else {}
     with _capturing_outputs(layers, {}) as captured:
-        model(images, training=False)
-    return captured
+        logits = model(images, training=False)
+    return logits, captured
 
 
-def dead_fractions(model, images) -> dict[str, float]:
-    """Per layer, the fraction of units (last axis: channels) that are zero on every probe image."""
-    fractions = {}
-    for layer, act in relu_activations(model, images).items():
-        alive = tf.reduce_any(tf.reshape(act > 0, [-1, act.shape[-1]]), axis=0)
-        fractions[layer] = float(1.0 - tf.reduce_mean(tf.cast(alive, tf.float32)))
-    return fractions
+def dead_fraction(activations: tf.Tensor) -> tf.Tensor:
+    """The fraction of units (last axis: channels) that are zero on every image."""
+    alive = tf.reduce_any(tf.reshape(activations > 0, [-1, activations.shape[-1]]), axis=0)
+    return 1.0 - tf.reduce_mean(tf.cast(alive, tf.float32))

@@ -1,0 +1,210 @@
+"""The compiled training loop the probe runs, and its reuse across initializations.
+
+All steps run inside one compiled call (a ``tf.range`` loop in ``tf.function``; in ``xla`` mode
+each step is XLA-compiled; eager mode runs them eagerly); per-step metrics go to TensorArrays, so
+Python never runs between steps. What a step did to a weight is measured: its value after the step
+minus its value before, whoever applied the update.
+
+Tracing the loop and TensorFlow's optimization of the traced graph on its first call cost about
+as much as 8 training steps of the seed network, per run (measured: see README, "Where the time
+goes"). A model class that computes only from its variables says so with
+``computation_in_variables = True`` (the seed network and its variants); then one traced loop
+serves every initialization of that model with the same seed, device, mode, batch size and
+learning rate: the next initialization is loaded into the traced model's variables and the
+optimizer's moments and step count start again from zero.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from training_health.model.train_step import TrainStep, suite_recipe_step, training_step
+from training_health.model.variables import ModelVariables, model_variables, tf_variable
+from training_health.probe.activations import dead_fraction, logits_and_relu_activations
+
+# change_norm is ||W_t+1 - W_0|| after the step; update_norm is ||W_t+1 - W_t||, measured; the others are read
+# before the update.
+PER_STEP_METRICS = ("grad_norm", "grad_max", "update_norm", "weight_norm", "finite", "change_norm")
+SATURATED_PROBABILITY = 0.999  # a probe example is saturated when its top softmax probability exceeds this
+LOOPS_KEPT = 4  # traced loops kept for reuse (each holds a model and its optimizer's moments)
+
+
+def build_training_loop(model, params: list, optimizer, mode: str, connected: list, instrument=True, to_input=None):
+    """The question's recipe (TF1 Adam, softmax cross-entropy) on ``params``, as a compiled loop."""
+    weights = {str(i): p for i, p in enumerate(params)}
+    step = suite_recipe_step(model, weights, dict.fromkeys(weights, True), optimizer.config.learning_rate, optimizer)
+    return compile_training_loop(step, params, mode, connected, instrument, to_input)
+
+
+def compile_training_loop(
+    step: TrainStep, weights: list, mode: str, connected: list, instrument=True, to_input=None, autograph=True
+):
+    """A callable running all steps: (images [steps, B, ...], labels [steps, B]) -> (loss, metrics).
+
+    ``to_input`` turns a batch of stored images into the model's input (``TrainingData.to_model_input``;
+    default: MNIST's uint8 [B, 28, 28] -> float32 [B, 28, 28, 1]).
+
+    The step loop is a ``tf.range`` loop in one ``tf.function``. Under ``xla`` the *step* is
+    compiled with XLA and the loop stays a graph while-loop: XLA's CPU backend ran the whole
+    loop ~15x slower per step than the same step compiled alone (measured, TF 2.21).
+    ``connected`` is filled while tracing with, per weight, whether its gradient exists.
+    ``instrument=False`` gives the bare training loop the probe's overhead is measured against.
+    ``autograph=False`` traces the step as plain TensorFlow calls, for code without Python control
+    flow on tensors (the seed network): AutoGraph's first use costs ~1 s per process (measured).
+    """
+    from training_health.data.user_data import mnist_to_model_input
+
+    weights = [tf_variable(w) for w in weights]
+    n = len(weights)
+    to_input = tf.autograph.experimental.do_not_convert(to_input or mnist_to_model_input)
+
+    def one_step(x, y, initial):
+        before = [tf.identity(w) for w in weights] if instrument else None
+        loss, raw_grads = step.run(to_input(x), y)
+        connected[:] = [g is not None for g in raw_grads]
+        if not instrument:
+            return loss, tf.zeros([len(PER_STEP_METRICS), n])
+        # Automatic control dependencies order these reads after the step's assignments.
+        after = [tf.identity(w) for w in weights]
+        grads = [tf.zeros_like(w) if g is None else g for w, g in zip(before, raw_grads)]
+        row = step_metrics(before, grads, [a - b for a, b in zip(after, before)])
+        change = tf.stack([tf.norm(tf.cast(a - w0, tf.float32)) for a, w0 in zip(after, initial)])
+        return loss, tf.concat([row, change[None]], axis=0)
+
+    step_fn = tf.function(one_step, jit_compile=True, autograph=autograph) if mode == "xla" else one_step
+
+    def train(images, labels):
+        steps = tf.shape(labels)[0]
+        losses = tf.TensorArray(tf.float32, size=steps)
+        metrics = tf.TensorArray(tf.float32, size=steps, element_shape=[len(PER_STEP_METRICS), n])
+        initial = [tf.identity(w) for w in weights]
+
+        def body(index, losses, metrics):
+            loss, row = step_fn(images[index], labels[index], initial)
+            return index + 1, losses.write(index, tf.cast(loss, tf.float32)), metrics.write(index, row)
+
+        _, losses, metrics = tf.while_loop(lambda index, *_: index < steps, body, (0, losses, metrics))
+        return losses.stack(), metrics.stack()
+
+    return train if mode == "eager" else tf.function(train, reduce_retracing=True, autograph=autograph)
+
+
+@tf.autograph.experimental.do_not_convert  # the suite's own code needs no AutoGraph (each conversion ~0.1 s)
+def step_metrics(params, grads, updates) -> tf.Tensor:
+    """[len(PER_STEP_METRICS) - 1, n_params] for one step: weights as read before the step, measured updates."""
+    f32 = lambda t: tf.cast(t, tf.float32)  # noqa: E731  (float16 weights or gradients: metrics in float32)
+    columns = [
+        [
+            tf.norm(f32(g)),
+            tf.reduce_max(tf.abs(f32(g))),
+            tf.norm(f32(u)),
+            tf.norm(f32(p)),
+            tf.cast(tf.reduce_all(tf.math.is_finite(g)), tf.float32),
+        ]
+        for p, g, u in zip(params, grads, updates)
+    ]
+    return tf.transpose(tf.stack([tf.stack(c) for c in columns]))
+
+
+def output_measurements(model, images) -> dict:
+    """From one inference pass: per ReLU layer the dead-unit fraction, the logits' std and saturated share."""
+    logits, activations = logits_and_relu_activations(model, images)
+    logits = tf.cast(logits, tf.float32)  # float16 logits under mixed precision
+    saturated = tf.reduce_max(tf.nn.softmax(logits), axis=-1) > SATURATED_PROBABILITY
+    return {
+        "dead": {layer: dead_fraction(act) for layer, act in activations.items()},
+        "logit_std": tf.math.reduce_std(logits),
+        "saturated": tf.reduce_mean(tf.cast(saturated, tf.float32)),
+    }
+
+
+@dataclasses.dataclass
+class ProbeLoop:
+    """A model, its training step and the compiled loop over its weights, ready to run."""
+
+    model: object  # the model whose variables the loop was traced on
+    variables: ModelVariables
+    step: TrainStep
+    train: Callable
+    connected: list  # per weight, whether its gradient exists (filled when the loop is traced)
+    mode: str
+    prepared: bool = False  # traced, and its graph optimized
+    runs: int = 0  # initializations trained so far
+    _kept: list | None = None  # the traced model's own values while another model's are on loan
+
+    @property
+    def params(self) -> list:
+        return [tf_variable(v) for v in self.variables.weights.values()]
+
+    def prepare(self, images, labels) -> None:
+        """Trace the loop and let TensorFlow optimize the graph once, so ``train``'s time is the steps'."""
+        if self.prepared or self.mode == "eager":
+            return
+        spec = lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype)  # noqa: E731  (any step count)
+        self.train = self.train.get_concrete_function(spec(images), spec(labels))
+        self.train(images[:0], labels[:0])  # no steps: TensorFlow optimizes the graph on its first call
+        self.prepared = True
+
+    def load(self, model) -> None:
+        """Train ``model``'s initialization next: its values go into the traced variables, the optimizer restarts."""
+        self.runs += 1
+        if model is not self.model:
+            self._kept = [v.numpy() for v in self.model.variables]
+            _copy(model.variables, self.model.variables)
+        if self.runs > 1:
+            self.step.restart()
+
+    def give_back(self, model) -> None:
+        """After training: ``model`` gets the trained values, the traced model its own again."""
+        if model is not self.model:
+            _copy(self.model.variables, model.variables)
+            _copy(self._kept, self.model.variables)
+            self._kept = None
+
+
+def _copy(sources, targets) -> None:
+    for source, target in zip(sources, targets):
+        target.assign(source)
+
+
+def _new_loop(config, model, to_input) -> ProbeLoop:
+    variables = model_variables(model)
+    step = training_step(model, variables.weights, variables.trainable, config.train_step, config.learning_rate)
+    connected: list[bool] = []
+    weights = [tf_variable(v) for v in variables.weights.values()]
+    autograph = bool(config.train_step) or getattr(model, "needs_autograph", True)
+    train = compile_training_loop(step, weights, config.mode, connected, to_input=to_input, autograph=autograph)
+    return ProbeLoop(model, variables, step, train, connected, config.mode)
+
+
+_LOOPS: collections.OrderedDict = collections.OrderedDict()
+
+
+def _signature(model) -> list:
+    return [(v.name, tuple(v.shape), v.dtype) for v in model.variables]
+
+
+def probe_loop(config, model, to_input) -> ProbeLoop:
+    """A loop to train ``model`` with: one traced before for the same model and settings, else a new one.
+
+    Call ``load(model)`` before training and ``give_back(model)`` after.
+    """
+    reusable = getattr(type(model), "computation_in_variables", False) and not config.train_step
+    if not reusable or config.mode == "eager":
+        return _new_loop(config, model, to_input)
+    key = (type(model), config.model, config.seed, config.device, config.mode, config.batch_size)
+    key += (config.learning_rate, to_input)
+    loop = _LOOPS.get(key)
+    if loop is None or _signature(loop.model) != _signature(model):
+        loop = _new_loop(config, model, to_input)
+        if loop.step.restart is None:  # an optimizer the suite cannot put back to its first step
+            return loop
+        _LOOPS[key] = loop
+        while len(_LOOPS) > LOOPS_KEPT:
+            _LOOPS.popitem(last=False)
+    _LOOPS.move_to_end(key)
+    return loop
