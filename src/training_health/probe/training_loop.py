@@ -23,7 +23,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from training_health.model.train_step import TrainStep, suite_recipe_step, training_step
-from training_health.model.variables import ModelVariables, model_variables, tf_variable
+from training_health.model.variables import ModelVariables, is_keras_model, model_variables, tf_variable
 from training_health.probe.activations import dead_fraction, logits_and_relu_activations
 
 # change_norm is ||W_t+1 - W_0|| after the step; update_norm is ||W_t+1 - W_t||, measured; the others are read
@@ -176,9 +176,29 @@ def _new_loop(config, model, to_input) -> ProbeLoop:
     step = training_step(model, variables.weights, variables.trainable, config.train_step, config.learning_rate)
     connected: list[bool] = []
     weights = [tf_variable(v) for v in variables.weights.values()]
-    autograph = bool(config.train_step) or getattr(model, "needs_autograph", True)
-    train = compile_training_loop(step, weights, config.mode, connected, to_input=to_input, autograph=autograph)
+    train = compile_training_loop(
+        step, weights, config.mode, connected, to_input=to_input, autograph=needs_autograph(model, config.train_step)
+    )
     return ProbeLoop(model, variables, step, train, connected, config.mode)
+
+
+def needs_autograph(model, train_step: str | None) -> bool:
+    """Whether user code in the step may rely on AutoGraph (Python control flow on tensors).
+
+    A ``--health-train-step`` function and a plain module's code may; the seed network says it does
+    not. Keras 3 never converts a layer's ``call`` (AutoGraph leaves the ``keras`` package alone, and
+    Keras 3, unlike Keras 2, does not convert ``call`` itself; checked on TF 2.15 and 2.21), so for a
+    Keras 3 model converting the loop's own code would change nothing.
+    """
+    if train_step:
+        return True
+    if is_keras_model(model):
+        return keras_major_version() < 3
+    return getattr(model, "needs_autograph", True)
+
+
+def keras_major_version() -> int:
+    return int(getattr(tf.keras, "__version__", "2").split(".")[0])
 
 
 _LOOPS: collections.OrderedDict = collections.OrderedDict()
