@@ -2,7 +2,7 @@
 for the whole session, naming the option and what to do, and nothing written.
 
 Each case runs pytest, as a user would, from a folder outside the repository with the installed
-plugin. A child costs ~3-5 s of start-up, so the cases share three children (the options of a
+plugin. A child costs ~3-5 s of start-up, so the cases share four children (the options of a
 group are independent: each adds its own line to the one error); ``--co`` makes sure that a
 value let through would collect, never train.
 """
@@ -71,6 +71,12 @@ CASES = [
         "c",
         ["--health-model", "nosuchmodule:build"],
         "--health-model nosuchmodule:build: cannot import 'nosuchmodule'",
+    ),
+    (
+        "frozen-unknown-layer",  # alone: the model is only looked at once every other option is valid
+        "d",
+        ["--health-frozen", "conv_2"],
+        "--health-frozen conv_2: the model has no such layer (its layers: conv1, conv2, fc1, out)",
     ),
     (
         "mnist-path-missing",

@@ -81,6 +81,15 @@ def test_marker_declares_frozen_layers(health_trajectories, health_frozen_layers
     assert assert_variables_updated(traj, frozen=health_frozen_layers)["conv2/kernel"] == FROZEN_AS_DECLARED
 
 
+def test_misspelt_frozen_marker_fails_naming_the_layers(health_trajectories):
+    from training_health.suite import _known_frozen_names
+
+    traj = health_trajectories.get(config(COMPILED + "conv2_frozen"))
+    with pytest.raises(pytest.fail.Exception, match=r"declared frozen: conv_2, but the model has no such layer"):
+        _known_frozen_names(traj, ["conv_2"])
+    _known_frozen_names(traj, ["conv2", "conv2/kernel"])  # a layer or one of its parameters
+
+
 def test_layer_declared_frozen_that_changes_is_flagged(health_trajectories):
     traj = health_trajectories.get(config(COMPILED + "sgd_momentum"))
     with pytest.raises(HealthCheckError, match="declared frozen") as caught:

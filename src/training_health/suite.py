@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from training_health.checks.health_checks import HealthCheckError, assert_layer_healthy, assert_variables_updated
-from training_health.model.user_model import parameters_of
+from training_health.model.user_model import layer_of, parameters_of
 from training_health.report.kernel_pictures import pictures_on_failure
 
 __all__ = ["test_layer_updates"]
@@ -27,6 +27,7 @@ def test_layer_updates(health_trajectory, health_thresholds, health_layer, healt
     traj = health_trajectory
     params = parameters_of(traj.parameters, health_layer)
     assert params, f"layer {health_layer} has no weights"
+    _known_frozen_names(traj, health_frozen_layers)
     pictures = Path(pytestconfig.getoption("health_probe_output")) / "kernels"
     verdict = None
     try:
@@ -35,6 +36,18 @@ def test_layer_updates(health_trajectory, health_thresholds, health_layer, healt
         verdict = str(err)
     if verdict:  # the verdict is the whole message: no traceback through the plugin's code
         pytest.fail(verdict, pytrace=False)
+
+
+def _known_frozen_names(traj, frozen) -> None:
+    """A misspelt frozen declaration (a ``health_frozen`` marker; ``--health-frozen`` is checked up front)
+    would declare nothing."""
+    layers = list(dict.fromkeys(layer_of(p) for p in traj.parameters))
+    unknown = [name for name in frozen if name not in layers + traj.parameters]
+    if unknown:
+        pytest.fail(
+            f"declared frozen: {', '.join(unknown)}, but the model has no such layer (its layers: {', '.join(layers)})",
+            pytrace=False,
+        )
 
 
 def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -> None:

@@ -142,26 +142,47 @@ def _thresholds_model(config, problems: list[str]) -> None:
         )
 
 
-def _contract(config, problems: list[str]) -> None:
-    """The user's model (or the seed network on the user's data) called once on a real batch, before training."""
+def _contract(config, problems: list[str]) -> list[str] | None:
+    """The user's model (or the seed network on the user's data) called once on a real batch, before training.
+
+    Returns the model's parameter names ("layer/param"), or None where the contract failed.
+    """
     from training_health.data.mnist import MnistDataError
     from training_health.data.user_data import DataSpecError
     from training_health.model.contract import ContractError, check_model_contract
+    from training_health.model.user_model import named_parameters
     from training_health.plugin import grid_inits, model_spec, training_data
 
     spec = model_spec(config)
     if spec == SEED_MODEL and not config.getoption("health_data", None):
-        return  # this package's own network and data
+        from training_health.model.seed_network import PARAMETER_SHAPES
+
+        return list(PARAMETER_SHAPES)  # this package's own network and data
     try:
         data = training_data(config)
     except (DataSpecError, MnistDataError) as err:
         problems.append(str(err))
-        return
+        return None
     try:
-        for init in grid_inits(config):  # the factory must accept every initializer of the grid
-            check_model_contract(spec, init, config.getoption("health_seed"), data)
-    except ContractError as err:
+        seed = config.getoption("health_seed")
+        models = [check_model_contract(spec, init, seed, data) for init in grid_inits(config)]
+    except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))
+        return None
+    return list(named_parameters(models[0]))
+
+
+def _frozen(config, parameters: list[str], problems: list[str]) -> None:
+    """``--health-frozen`` names layers (or parameters) the model has: a misspelt name would declare nothing."""
+    from training_health.model.user_model import layer_of
+
+    layers = list(dict.fromkeys(layer_of(p) for p in parameters))
+    unknown = [name for name in _csv(config.getoption("health_frozen")) if name not in layers + parameters]
+    if unknown:
+        problems.append(
+            f"--health-frozen {','.join(unknown)}: the model has no such layer (its layers: {', '.join(layers)}); "
+            "name the layers your training leaves frozen on purpose"
+        )
 
 
 def validate_options(config) -> None:
@@ -178,6 +199,8 @@ def validate_options(config) -> None:
     _train_step(config, problems)
     _thresholds_model(config, problems)
     if not problems:  # only a valid configuration is worth loading data and building the model for
-        _contract(config, problems)
+        parameters = _contract(config, problems)
+        if parameters:
+            _frozen(config, parameters, problems)
     if problems:
         raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))
