@@ -171,3 +171,22 @@ def test_dead_units_are_measured_in_keras_models(health_trajectories, health_thr
     with pytest.raises(HealthCheckError, match=r"dead ReLUs(.|\n)*100% of hidden's units output 0") as caught:
         assert_units_alive(dead, health_thresholds)
     assert offending_layers(caught) == {"hidden"}
+
+
+def test_sgd_run_is_not_diagnosed_with_adams_premises(health_trajectories):
+    """Adam moves each weight ~lr per step; SGD does not: its causes and fixes must not assume Adam."""
+    from training_health.checks.diagnosis import diagnose
+
+    traj = health_trajectories.get(config(COMPILED + "sgd_momentum"))  # SGD lr=0.01 momentum=0.9
+    cause = diagnose(traj, "conv1/bias", check="moved", bound=1e9)  # a minimum no run reaches: see the cause
+    assert "Adam" not in str(cause), cause  # was "bound out of Adam's reach", with Adam's lr 0.001
+    assert cause.title == "updates too large: learning rate too high"
+    assert cause.fixes[0].startswith("lower the learning rate from 0.01 to ~"), cause.fixes
+
+
+def test_train_steps_hidden_learning_rate_is_not_quoted(health_trajectories):
+    from training_health.checks.diagnosis import diagnose
+
+    traj = health_trajectories.get(config(STEP_MODEL, STEPS_MODULE + "train_step"))
+    cause = diagnose(traj, "hidden/bias", check="moved", bound=1e9)
+    assert "0.001" not in str(cause) and "Adam" not in str(cause), cause
