@@ -178,10 +178,13 @@ def test_sgd_run_is_not_diagnosed_with_adams_premises(health_trajectories):
     from training_health.checks.diagnosis import diagnose
 
     traj = health_trajectories.get(config(COMPILED + "sgd_momentum"))  # SGD lr=0.01 momentum=0.9
-    cause = diagnose(traj, "conv1/bias", check="moved", bound=1e9)  # a minimum no run reaches: see the cause
-    assert "Adam" not in str(cause), cause  # was "bound out of Adam's reach", with Adam's lr 0.001
-    assert cause.title == "updates too large: learning rate too high"
-    assert cause.fixes[0].startswith("lower the learning rate from 0.01 to ~"), cause.fixes
+    unreachable = diagnose(traj, "conv1/bias", check="moved", bound=1e9)  # was "out of Adam's reach", lr 0.001
+    assert unreachable.title == "bound out of reach of the steps taken" and "Adam" not in str(unreachable)
+    assert "the sum of its 10 steps' ||dW||" in unreachable.detail, unreachable
+    assert "python -m training_health.checks.calibrate --model " + COMPILED + "sgd_momentum" in unreachable.fixes[0]
+    too_fast = diagnose(traj, "conv1/bias", check="units_moved")  # update/weight > 30x the typical 1e-3
+    assert too_fast.title == "updates too large: learning rate too high" and "Adam" not in str(too_fast)
+    assert too_fast.fixes[0].startswith("lower the learning rate from 0.01 to ~"), too_fast.fixes
 
 
 def test_train_steps_hidden_learning_rate_is_not_quoted(health_trajectories):
