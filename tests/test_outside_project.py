@@ -160,3 +160,4 @@ def test_flat_input_model_with_its_own_data_works(verdicts):
     assert_exit(result, 0)
     assert outcome(result, "hidden") == "PASSED", result.stdout[-3000:]
     assert "2 passed" in result.stdout
+    assert f"softmax cross-entropy on {MODELS}.flat_input:data()" in result.stdout  # the table names its data
