@@ -23,8 +23,18 @@ INCOMPLETE_TOML = "[probe]\nsteps = 30\n"  # no [defaults]: every parameter with
 
 # (id, group, options, what the error must say)
 CASES = [
-    ("steps-0", "a", ["--health-steps", "0"], "--health-steps 0: a run needs at least 1 training step"),
-    ("steps-negative", "b", ["--health-steps", "-3"], "--health-steps -3: a run needs at least 1 training step"),
+    (
+        "steps-0",
+        "a",
+        ["--health-steps", "0"],
+        "--health-steps 0: a run needs training steps, and the calibrated bounds hold from 10 on",
+    ),
+    (
+        "steps-negative",
+        "b",
+        ["--health-steps", "-3"],
+        "--health-steps -3: a run needs training steps, and the calibrated bounds hold from 10 on",
+    ),
     ("seed-negative", "a", ["--health-seed", "-1"], "--health-seed -1: seeds are non-negative integers"),
     ("inits-bogus", "a", ["--health-inits", "bogus"], "--health-inits: unknown bogus; choose from seed_normal"),
     ("inits-empty", "b", ["--health-inits", ""], "--health-inits '' names nothing: give at least one of seed_normal"),

@@ -238,7 +238,7 @@ def pytest_collection_modifyitems(config, items):
     seen, kept = set(), []
     for item in items:
         if item.path == SUITE and item.nodeid.startswith("::"):  # installed outside the rootdir: no relative path
-            item._nodeid = f"training_health/suite.py{item.nodeid}"
+            _rename(item, f"training_health/suite.py{item.nodeid}")
         key = (getattr(item, "function", None), getattr(getattr(item, "callspec", None), "id", None))
         if key[0] is not None and getattr(key[0], "__module__", "") == "training_health.suite" and key in seen:
             continue
@@ -258,6 +258,17 @@ COLLECTED = pytest.StashKey[float]()
 
 def pytest_collection_finish(session):
     session.config.stash[COLLECTED] = time.perf_counter()  # the summary's start-up ends here
+
+
+def _rename(item, nodeid: str) -> None:
+    """Give ``item`` a readable node id. pytest has no public way: 9.x keeps a structured ``_id``,
+    8.x the string ``_nodeid``."""
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 TRAINING_DATA = pytest.StashKey[object]()

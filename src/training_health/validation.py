@@ -51,7 +51,12 @@ def _devices(config, problems: list[str]) -> None:
 
 def _numbers(config, problems: list[str]) -> None:
     if config.getoption("health_steps") < 1:
-        problems.append(f"--health-steps {config.getoption('health_steps')}: a run needs at least 1 training step")
+        from training_health.checks.thresholds import MIN_STEPS
+
+        problems.append(
+            f"--health-steps {config.getoption('health_steps')}: a run needs training steps, and the calibrated "
+            f"bounds hold from {MIN_STEPS} on: give --health-steps {MIN_STEPS} or more"
+        )
     if config.getoption("health_seed") < 0:
         problems.append(f"--health-seed {config.getoption('health_seed')}: seeds are non-negative integers")
     minimum = config.getoption("health_min_relative_change")
@@ -74,7 +79,8 @@ def _thresholds(config, problems: list[str]) -> None:
         problems.append(
             f"--health-steps {steps}: the bounds in {thresholds.source.name} (calibrated at "
             f"{thresholds.calibrated_steps} steps) hold from {thresholds.min_steps} steps on; in fewer, healthy "
-            f"units that no batch has made fire yet count as frozen (healthy fc1, largest: {measured}). "
+            f"units that no batch has made fire yet count as frozen (measured on the seed network's healthy fc1, "
+            f"largest: {measured}). "
             f"Give --health-steps {thresholds.min_steps} or more"
         )
 
