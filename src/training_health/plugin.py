@@ -196,11 +196,8 @@ LAYER_NAMES = pytest.StashKey[list]()
 
 
 def model_layers(config) -> list[str]:
-    """The layers to parametrize over; a user's model is built once, at collection, to list them."""
-    if LAYER_NAMES not in config.stash and model_spec(config) == SEED_MODEL:
-        from training_health.model.seed_network import LAYERS  # known without drawing 3.3M initial weights
-
-        config.stash[LAYER_NAMES] = list(LAYERS)
+    """The layers to parametrize over: listed by the option check's model contract (validation.py);
+    built here only when that found no weights, to fail with the reason."""
     if LAYER_NAMES not in config.stash:
         from training_health.model.user_model import ensure_built, layer_of, named_parameters, resolve_factory
 

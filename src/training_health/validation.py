@@ -178,6 +178,14 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     return list(named_parameters(models[0]))
 
 
+def _share_layers(config, parameters: list[str]) -> None:
+    """The grid's layers, from the model the contract check built: collection need not build it again."""
+    from training_health.model.user_model import layer_of
+    from training_health.plugin import LAYER_NAMES
+
+    config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(p) for p in parameters))
+
+
 def _frozen(config, parameters: list[str], problems: list[str]) -> None:
     """``--health-frozen`` names layers (or parameters) the model has: a misspelt name would declare nothing."""
     from training_health.model.user_model import layer_of
@@ -208,5 +216,6 @@ def validate_options(config) -> None:
         parameters = _contract(config, problems)
         if parameters:
             _frozen(config, parameters, problems)
+            _share_layers(config, parameters)
     if problems:
         raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))
