@@ -33,6 +33,11 @@ TRAIN_STEP_OPTION = "--health-train-step"
 TRAIN_STEP_SIGNATURE = "(model, images, labels)"
 
 
+# How a recipe names its optimizer first (diagnosis.py reads it back to know whose premises hold).
+SUITE_OPTIMIZER = "TF1 Adam"
+OWN_TRAIN_STEP = "train step"
+
+
 @dataclasses.dataclass
 class TrainStep:
     run: Callable  # (images, labels) -> (loss float32 scalar, gradient per weight, None where disconnected)
@@ -63,7 +68,7 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
         return loss, gradients
 
     rate = optimizer.config.learning_rate
-    return TrainStep(run, f"TF1 Adam lr={rate:g}, softmax cross-entropy", rate, optimizer.restart)
+    return TrainStep(run, f"{SUITE_OPTIMIZER} lr={rate:g}, softmax cross-entropy", rate, optimizer.restart)
 
 
 def user_train_step(model, weights: dict, trainable: dict, function: Callable, spec: str) -> TrainStep:
@@ -86,7 +91,7 @@ def user_train_step(model, weights: dict, trainable: dict, function: Callable, s
             raise TypeError(f"{TRAIN_STEP_OPTION} {spec} returned a loss of shape {loss.shape}, not a scalar")
         return tf.cast(loss, tf.float32), tape.gradient(loss, watched)
 
-    return TrainStep(run, f"train step {spec} (its own optimizer, loss and variable list)", None)
+    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None)
 
 
 def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
