@@ -227,6 +227,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("health_mode", csv_option(config, "health_modes"))
     if "health_layer" in names:
         metafunc.parametrize("health_layer", model_layers(config))
+    if "health_run_check" in names:
+        from training_health.checks.run_checks import run_check_names
+
+        metafunc.parametrize("health_run_check", run_check_names())
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that -m training_health sees the mark
@@ -243,6 +247,8 @@ def pytest_collection_modifyitems(config, items):
         kept.append(item)
         if any(name.startswith("health_") for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.training_health)
+        if "health_run_check" in getattr(item, "fixturenames", ()):
+            item.extra_keyword_matches.add("layer_updates")  # run-level checks belong to the verdict too
         params = getattr(getattr(item, "callspec", None), "params", {})
         if all(k in params for k in ("health_init", "health_device", "health_mode")):
             group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
@@ -389,6 +395,22 @@ def health_frozen_layers(request, pytestconfig) -> list[str]:
 @pytest.fixture
 def health_trajectory(health_trajectories, health_probe_config):
     return health_trajectories.get(health_probe_config)
+
+
+@pytest.fixture
+def health_run_context(
+    health_trajectories, health_probe_config, health_trajectory, health_training_data, health_thresholds
+):
+    """What a run-level check reads (``checks/run_checks.RunContext``): the run, its data, its models."""
+    from training_health.checks.run_checks import RunContext
+
+    return RunContext(
+        trajectory=health_trajectory,
+        data=health_training_data,
+        thresholds=health_thresholds,
+        trained_model=lambda: health_trajectories.trained_model(health_probe_config),
+        fresh_model=health_probe_config.build_model,
+    )
 
 
 @pytest.hookimpl(wrapper=True)

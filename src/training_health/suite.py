@@ -7,15 +7,18 @@ single cached training run. A project can also collect them from a test module o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
-from training_health.checks.health_checks import HealthCheckError, assert_layer_healthy, assert_variables_updated
+from training_health.checks.health_checks import assert_layer_healthy, assert_variables_updated
+from training_health.checks.run_checks import RUN_CHECKS, NotApplicable
+from training_health.errors import HealthCheckError, TrainingHealthWarning
 from training_health.model.user_model import layer_of, parameters_of
 from training_health.report.kernel_pictures import pictures_on_failure
 
-__all__ = ["test_layer_updates"]
+__all__ = ["test_layer_updates", "test_training_run"]
 
 
 def test_layer_updates(health_trajectory, health_thresholds, health_layer, health_frozen_layers, pytestconfig):
@@ -70,3 +73,15 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
             failures.append(err)
         if failures:
             raise HealthCheckError("\n".join(map(str, failures)), [o for err in failures for o in err.offenders])
+
+
+def test_training_run(health_run_context, health_run_check):
+    """One run-level check (``checks/run_checks.py``) of this grid cell's training run: its data, loss, batches."""
+    try:
+        found = RUN_CHECKS[health_run_check](health_run_context)
+    except NotApplicable as reason:
+        pytest.skip(f"{health_run_check}: {reason}")
+    except HealthCheckError as err:
+        pytest.fail(str(err), pytrace=False)
+    for warning in found or ():
+        warnings.warn(TrainingHealthWarning(f"{health_run_check}: {warning}"), stacklevel=1)

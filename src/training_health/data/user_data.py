@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from training_health.data.mnist import Mnist, load_mnist
+from training_health.errors import UsageError
 
 # A Dataset may be infinite (.repeat()): read at most as many examples as MNIST's training split.
 MAX_DATASET_EXAMPLES = 60000
@@ -31,7 +32,7 @@ DATA_USAGE = (
 )
 
 
-class DataSpecError(ValueError):
+class DataSpecError(UsageError):
     """``--health-data`` cannot be imported, called or read; the message names the option and the function."""
 
 

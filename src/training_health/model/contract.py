@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from training_health.data.user_data import first_line
+from training_health.errors import UsageError
 from training_health.model.user_model import ModelSpecError, resolve_factory
 
 CONTRACT_BATCH = 16  # examples the model is called on; enough that logits cannot pass for probabilities by chance
@@ -29,7 +30,7 @@ FACTORY_CONTRACT = (
 PROBABILITY_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
-class ContractError(ValueError):
+class ContractError(UsageError):
     """The model breaks the input/output contract; the message names the option and what to do."""
 
 

@@ -22,13 +22,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from training_health.errors import UsageError
 from training_health.model.variables import model_variables, variable_name  # noqa: F401  (re-exported)
 
 SEED_MODEL = "seed"
 ModelFactory = Callable[[str, int], object]
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(UsageError):
     """A ``MODULE:FUNCTION`` option that cannot be resolved; the message names the option."""
 
 
