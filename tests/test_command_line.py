@@ -33,7 +33,9 @@ def test_grid_ids_name_init_device_mode_layer():
     result = collect("--health-inits", "he_normal", "--health-modes", "graph,xla", "--health-devices", "cpu")
     assert "test_layer_updates[he_normal-cpu-graph-conv1]" in result.stdout
     assert "test_layer_updates[he_normal-cpu-xla-out]" in result.stdout
-    assert "8 tests collected" in result.stdout, result.stdout[-2000:]
+    layer_tests = [line for line in result.stdout.splitlines() if "::test_layer_updates[" in line]
+    assert len(layer_tests) == 8, result.stdout[-2000:]  # 1 init x 2 modes x 1 device x 4 layers
+    assert "test_training_run[he_normal-cpu-graph-loss_finite]" in result.stdout  # run-level checks: one per cell
 
 
 def test_misspelt_mode_is_refused():
@@ -43,7 +45,9 @@ def test_misspelt_mode_is_refused():
 
 def test_all_health_tests_skipped_fails_and_says_why(tmp_path):
     """The built-in suite with only its GPU cells selected, on a machine without GPU: every test skips."""
-    result = pytest_run("--health-suite", "--health-inits", "he_normal", "-k", "gpu", "-q", cwd=tmp_path)
+    result = pytest_run(
+        "--health-suite", "--health-inits", "he_normal", "-k", "gpu and test_layer_updates", "-q", cwd=tmp_path
+    )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "training health: nothing was checked" in result.stdout and "4 skipped" in result.stdout
     assert f"All 4 selected health tests skipped:\n  4 x {GPU_MISSING}" in result.stdout, result.stdout[-3000:]

@@ -18,22 +18,47 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep its C++ info lines out
-
-from training_health import tf_logs  # noqa: E402
-
-# Now, before pytest's output capture saves descriptor 2: what pytest later writes there passes the filter too.
-tf_logs.filter_stderr()
-
-from training_health.model.initializations import HEALTHY  # noqa: E402
-from training_health.model.user_model import SEED_MODEL  # noqa: E402
-from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
+from training_health.defaults import HEALTHY_INITS as HEALTHY
+from training_health.probe.modes import DEFAULT_STEPS, MODES
+from training_health.run_config import (  # noqa: F401  (re-exported: the plugin's public helpers)
+    LAYER_NAMES,
+    RUN_OPTIONS,
+    TRAINING_DATA,
+    csv_option,
+    grid_inits,
+    model_spec,
+    training_data,
+)
 
 STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
-# Options that name what to train: giving one of them asks for the built-in checks.
-RUN_OPTIONS = ("health_model", "health_data", "health_train_step")
+OPTION_PREFIX = "--health-"
+ASKED = pytest.StashKey[bool]()  # a health run was asked for and its options were checked
+ON_COMMAND_LINE = pytest.StashKey[bool]()  # a --health-* option is in the arguments (addopts included)
+
+
+def asks_for_health(args) -> bool:
+    """Whether a command line (with addopts) names any ``--health-*`` option."""
+    return any(str(arg).startswith(OPTION_PREFIX) for arg in args)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Before pytest's output capture saves descriptor 2, and only when a health run is asked for on the
+    command line: keep TensorFlow's C++ log lines out of the output (``tf_logs``). An unrelated run
+    starts no process."""
+    early_config.stash[ON_COMMAND_LINE] = asks_for_health(args)
+    if early_config.stash[ON_COMMAND_LINE]:
+        start_tf_log_filter()
+    return (yield)
+
+
+def start_tf_log_filter() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep its C++ info lines out
+    from training_health import tf_logs
+
+    tf_logs.filter_stderr()
 
 
 def pytest_addoption(parser):
@@ -100,15 +125,31 @@ MARKERS = (
 
 def pytest_configure(config):
     from training_health.session_report import SessionReport
-    from training_health.validation import validate_options
 
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    validate_options(config)
-    warn_if_a_path_value_chose_the_rootdir(config)
     config.pluginmanager.register(SessionReport(config), "training_health_session_report")
+    asked = config.stash.get(ON_COMMAND_LINE, None)
+    if asked is None:  # loaded too late for pytest_load_initial_conftests (e.g. from a conftest's pytest_plugins)
+        asked = asks_for_health([*config.invocation_params.args, *config.getini("addopts")])
+    if not asked:
+        return  # inert: a test asking for a health fixture starts the health run (ensure_health_run)
+    ensure_health_run(config)
+    warn_if_a_path_value_chose_the_rootdir(config)
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
+
+
+def ensure_health_run(config) -> None:
+    """Check every option and the model's contract, once per session, the first time a health run is
+    asked for: at configure when a ``--health-*`` option is given, else when collection first meets a
+    test that uses a ``health_*`` fixture. Bad options end the session (exit 4) before any training."""
+    if config.stash.get(ASKED, False):
+        return
+    config.stash[ASKED] = True
+    from training_health.validation import validate_options
+
+    validate_options(config)
 
 
 PATH_OPTIONS = ("--health-mnist-path", "--health-probe-output", "--health-thresholds")
@@ -165,20 +206,6 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-def csv_option(config, name: str) -> list[str]:
-    return [v.strip() for v in (config.getoption(name) or "").split(",") if v.strip()]
-
-
-def model_spec(config) -> str:
-    return config.getoption("health_model") or SEED_MODEL
-
-
-def grid_inits(config) -> list[str]:
-    if config.getoption("health_inits") is not None:
-        return csv_option(config, "health_inits")
-    return list(HEALTHY) if model_spec(config) == SEED_MODEL else ["default"]
-
-
 def grid_devices(config) -> list:
     """Explicitly asked devices must exist (checked at configure); the default skips a missing GPU."""
     from training_health.probe.devices import GPU_MISSING, gpu_available
@@ -190,9 +217,6 @@ def grid_devices(config) -> list:
             marks = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_MISSING)]
         params.append(pytest.param(device, marks=marks, id=device))
     return params
-
-
-LAYER_NAMES = pytest.StashKey[list]()
 
 
 def model_layers(config) -> list[str]:
@@ -219,6 +243,8 @@ def model_layers(config) -> list[str]:
 
 def pytest_generate_tests(metafunc):
     config, names = metafunc.config, metafunc.fixturenames
+    if any(name.startswith("health_") for name in names):
+        ensure_health_run(config)
     if "health_init" in names:
         metafunc.parametrize("health_init", grid_inits(config))
     if "health_device" in names:
@@ -272,20 +298,6 @@ def _rename(item, nodeid: str) -> None:
         item._id = coerce_node_id(nodeid)
     else:
         item._nodeid = nodeid
-
-
-TRAINING_DATA = pytest.StashKey[object]()
-
-
-def training_data(config):
-    """The session's training data (``--health-data`` or the verified MNIST), loaded once: the model
-    contract reads it at configure time, the probe at test time."""
-    if TRAINING_DATA not in config.stash:
-        from training_health.data.user_data import load_training_data
-
-        spec = config.getoption("health_data")
-        config.stash[TRAINING_DATA] = load_training_data(spec, config.getoption("health_mnist_path"))
-    return config.stash[TRAINING_DATA]
 
 
 @pytest.fixture(scope="session")
@@ -417,18 +429,22 @@ def health_run_context(
 def pytest_runtest_makereport(item, call):
     """TensorFlow's log lines written while a test's output was captured are left out of its report too."""
     report = yield
+    if not item.config.stash.get(ASKED, False):
+        return report  # not a health session: its reports are not ours to touch
+    from training_health import tf_logs
+
     if tf_logs.wanted():
         report.sections = [(t, tf_logs.without_tf_log_lines(c) if "stderr" in t else c) for t, c in report.sections]
     return report
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    from training_health.report.table import layer_table
-    from training_health.report.time_split import time_split
-
     cache = config.stash.get(TRAJECTORIES, None)
     if not cache or not cache.runs:
         return
+    from training_health.report.table import layer_table
+    from training_health.report.time_split import time_split
+
     terminalreporter.section("per-layer training health")
     for traj in cache.runs.values():
         terminalreporter.write_line(layer_table(traj) + "\n")

@@ -133,7 +133,7 @@ def _train_step(config, problems: list[str]) -> None:
 def _thresholds_model(config, problems: list[str]) -> None:
     """A thresholds file calibrated for one user model must not silently judge another."""
     from training_health.checks.thresholds import ThresholdsError, load_thresholds
-    from training_health.plugin import model_spec
+    from training_health.run_config import model_spec
 
     path = config.getoption("health_thresholds")
     try:
@@ -157,7 +157,7 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     from training_health.data.user_data import DataSpecError
     from training_health.model.contract import ContractError, check_model_contract
     from training_health.model.user_model import named_parameters
-    from training_health.plugin import grid_inits, model_spec, training_data
+    from training_health.run_config import grid_inits, model_spec, training_data
 
     spec = model_spec(config)
     if spec == SEED_MODEL and not config.getoption("health_data", None):
@@ -181,7 +181,7 @@ def _contract(config, problems: list[str]) -> list[str] | None:
 def _share_layers(config, parameters: list[str]) -> None:
     """The grid's layers, from the model the contract check built: collection need not build it again."""
     from training_health.model.user_model import layer_of
-    from training_health.plugin import LAYER_NAMES
+    from training_health.run_config import LAYER_NAMES
 
     config.stash[LAYER_NAMES] = list(dict.fromkeys(layer_of(p) for p in parameters))
 

@@ -22,10 +22,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from training_health.defaults import SEED_MODEL  # noqa: F401  (re-exported)
 from training_health.errors import UsageError
 from training_health.model.variables import model_variables, variable_name  # noqa: F401  (re-exported)
 
-SEED_MODEL = "seed"
 ModelFactory = Callable[[str, int], object]
 
 
