@@ -17,9 +17,11 @@ def draw(init, role, seed=0):
 
 @pytest.mark.parametrize("role", list(PARAMETER_SHAPES))
 def test_seed_normal_is_standard_normal_everywhere(role):
-    values = draw("seed_normal", role)
-    if values.size >= 800:
-        assert abs(values.std() - 1) < STD_TOLERANCE and abs(values.mean()) < 0.1
+    """Small tensors (the biases: 10 to 1024 values) pool draws over seeds, so every role is held to
+    the same tolerance on at least 800 values; a zero or uniform bias init fails here too."""
+    seeds = range(-(-800 // int(np.prod(PARAMETER_SHAPES[role]))))
+    values = np.concatenate([draw("seed_normal", role, seed).ravel() for seed in seeds])
+    assert abs(values.std() - 1) < STD_TOLERANCE and abs(values.mean()) < 0.1, (values.std(), values.mean())
 
 
 def test_seed_zero_conv1_differs_from_seed_normal_only_in_conv1_kernel():

@@ -73,5 +73,7 @@ def test_a_loop_is_shared_only_where_that_is_exact(health_training_data, no_trac
     again = training_loop.probe_loop(keras_config, keras_model, health_training_data.to_model_input)
     assert first is not again and not no_traced_loops
     eager = ProbeConfig("he_normal", mode="eager")
-    assert training_loop.probe_loop(eager, eager.build_model(), health_training_data.to_model_input).model
+    eager_model = eager.build_model()
+    eager_loop = training_loop.probe_loop(eager, eager_model, health_training_data.to_model_input)
+    assert eager_loop.model is eager_model and eager_loop.mode == "eager"  # the run's own model, not a shared one
     assert not no_traced_loops, "eager runs trace nothing, so there is nothing to share"

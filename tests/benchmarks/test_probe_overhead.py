@@ -28,18 +28,22 @@ def test_training_loop(benchmark, loop_inputs, instrument):
 
 
 def test_probe_overhead_ratio(loop_inputs, request):
-    """Interleaved A/B timing in one process, so drift hits both loops alike; reports the ratio."""
-    if request.config.getoption("benchmark_disable"):
-        pytest.skip("timing disabled (--benchmark-disable): run `tox -e bench` to measure the overhead")
+    """Interleaved A/B timing in one process, so drift hits both loops alike; reports the ratio (not
+    asserted: a timing target is measured, not a pass/fail). Asserts that both loops train identically."""
     import time
 
     loops = {name: compiled_loop(name == "instrumented") for name in ("bare", "instrumented")}
+    # The ratio compares like with like only if both loops train the same: same losses, step by step.
+    (bare_loss, _), (probed_loss, _) = (loop(*loop_inputs) for loop in loops.values())
+    np.testing.assert_allclose(probed_loss, bare_loss, rtol=1e-5, err_msg="instrumentation changed the training")
     times = {name: [] for name in loops}
-    for _ in range(6):
+    for _ in range(6 if not request.config.getoption("benchmark_disable") else 0):
         for name, loop in loops.items():
             start = time.perf_counter()
             loop(*loop_inputs)
             times[name].append(time.perf_counter() - start)
+    if not times["bare"]:
+        return  # --benchmark-disable: the equivalence above is the smoke test
     bare, probed = (float(np.median(times[n][1:])) for n in ("bare", "instrumented"))
     print(
         f"\nprobe overhead: bare {bare:.3f}s, instrumented {probed:.3f}s per {STEPS} steps, ratio {probed / bare:.3f}"
