@@ -32,6 +32,7 @@ _EXPORTS = {
     "assert_variables_updated": "training_health.checks.health_checks",
     "assert_parameters_close": "training_health.checks.health_checks",
     "layer_table": "training_health.report.table",
+    "check_training": "training_health.own_tests",
 }
 __all__ = sorted(_EXPORTS)
 

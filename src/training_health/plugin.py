@@ -410,6 +410,29 @@ def health_trajectory(health_trajectories, health_probe_config):
 
 
 @pytest.fixture
+def health_check(pytestconfig, health_thresholds):
+    """``health_check(model_or_factory, data=..., train_step=..., steps=..., ...) -> Trajectory``: train your
+    model your way and fail the test with the verdict if it does not learn (``training_health.own_tests``)."""
+    from training_health.own_tests import HealthCheckFixture
+
+    config = pytestconfig
+    defaults = {
+        "steps": config.getoption("health_steps"),
+        "seed": config.getoption("health_seed"),
+        "thresholds": health_thresholds,
+        "mnist_path": config.getoption("health_mnist_path"),
+        "pictures": Path(config.getoption("health_probe_output")) / "kernels",
+    }
+    return HealthCheckFixture(defaults, lambda traj: _session_cache(config).runs.setdefault(traj.config, traj))
+
+
+def _session_cache(config) -> TrajectoryCache:
+    if TRAJECTORIES not in config.stash:
+        config.stash[TRAJECTORIES] = TrajectoryCache(None, Path(config.getoption("health_probe_output")))
+    return config.stash[TRAJECTORIES]
+
+
+@pytest.fixture
 def health_run_context(
     health_trajectories, health_probe_config, health_trajectory, health_training_data, health_thresholds
 ):

@@ -103,8 +103,11 @@ def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
     return TrainStep(run, recipe, keras_training.learning_rate_now(base))
 
 
-def training_step(model, weights: dict, trainable: dict, train_step: str | None, learning_rate: float) -> TrainStep:
+def training_step(model, weights: dict, trainable: dict, train_step, learning_rate: float) -> TrainStep:
     """The recipe the model is trained with (see the module docstring for the order)."""
+    if callable(train_step):  # given as a function (the health_check fixture, the API)
+        label = f"{getattr(train_step, '__module__', '?')}:{getattr(train_step, '__qualname__', 'step')}"
+        return user_train_step(model, weights, trainable, train_step, label)
     if train_step:
         function = resolve_callable(train_step, TRAIN_STEP_OPTION, TRAIN_STEP_SIGNATURE)
         return user_train_step(model, weights, trainable, function, train_step)

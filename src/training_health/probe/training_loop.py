@@ -173,7 +173,8 @@ def _copy(sources, targets) -> None:
 
 def _new_loop(config, model, to_input) -> ProbeLoop:
     variables = model_variables(model)
-    step = training_step(model, variables.weights, variables.trainable, config.train_step, config.learning_rate)
+    train_step = getattr(config, "train_step_function", None) or config.train_step
+    step = training_step(model, variables.weights, variables.trainable, train_step, config.learning_rate)
     connected: list[bool] = []
     weights = [tf_variable(v) for v in variables.weights.values()]
     train = compile_training_loop(

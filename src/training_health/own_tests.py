@@ -1,0 +1,167 @@
+"""Check a model from your own test file or script: the same training, checks and verdicts as
+``pytest --health-model``, for a factory or a model object you hold.
+
+In a test, through the plugin's fixture (the session's data, thresholds and summary table)::
+
+    def test_my_model_learns(health_check):
+        traj = health_check(build_model, data=load_data)   # fails the test with the verdict if unhealthy
+        assert traj.compiled_metrics["accuracy"][1] > 0.5   # and the trajectory is yours to read
+
+Alone (a script, a notebook): ``check_training(build_model)`` returns the trajectory or raises
+:class:`~training_health.errors.HealthCheckError` carrying every finding.
+
+``model`` is a factory ``FUNCTION(initializer, seed)`` or a built model. A built model is trained
+once, in place, and labelled by what it is (``object:<class>(<name>)``): it is judged with the bounds for
+a user's model, never the seed network's; run checks that need a fresh model skip for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+from training_health.errors import HealthCheckError, TrainingHealthWarning
+from training_health.probe.modes import DEFAULT_STEPS
+
+PICTURES = Path("probe-output") / "kernels"
+
+
+def check_training(
+    model,
+    *,
+    data=None,
+    train_step=None,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = 128,
+    seed: int = 0,
+    initializer: str = "default",
+    mode: str = "graph",
+    thresholds=None,
+    frozen=(),
+    pictures: Path | None = PICTURES,
+    mnist_path=None,
+):
+    """Train ``model`` ``steps`` steps your way and check every layer and the run; returns the Trajectory."""
+    traj, run = train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path)
+    raise_findings(run, frozen, pictures)
+    return traj
+
+
+def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
+    """One HealthCheckError with every layer's and every run check's failure, if any."""
+    findings = layer_findings(run.trajectory, run.thresholds, frozen, pictures) + run_findings(run)
+    if findings:
+        raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])
+
+
+def train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path):
+    """(Trajectory, RunContext) of one run of ``model`` on ``data``."""
+    from training_health.checks.run_checks import NotApplicable, RunContext
+    from training_health.checks.thresholds import load_thresholds
+    from training_health.probe.training_probe import ProbeConfig, callable_label, model_label, run_probe
+
+    is_factory = callable(model) and not hasattr(model, "trainable_variables")
+    config = ProbeConfig(
+        initializer=initializer,
+        seed=seed,
+        mode=mode,
+        steps=steps,
+        batch_size=batch_size,
+        model=callable_label(model) if is_factory else model_label(model),
+        factory=model if is_factory else None,
+        train_step=callable_label(train_step) if callable(train_step) else train_step,
+        train_step_function=train_step if callable(train_step) else None,
+    )
+    built = config.build_model() if is_factory else model
+    traj = run_probe(config, training_data(data, mnist_path), built)
+    thresholds = thresholds if thresholds is not None else load_thresholds()
+
+    def fresh_model():
+        if not is_factory:
+            raise NotApplicable("the model was given as an object: give its factory to build a fresh one")
+        return config.build_model()
+
+    run = RunContext(traj, training_data(data, mnist_path), thresholds, lambda: built, fresh_model)
+    return traj, run
+
+
+_DATA_CACHE: dict = {}
+
+
+def training_data(data, mnist_path=None):
+    """``data`` as the probe reads it: None (the verified MNIST), a TrainingData or Mnist, a function
+    returning (images, labels) or a Dataset, or the (images, labels) pair itself."""
+    from training_health.data.user_data import TrainingData, _arrays_from, as_training_data, load_training_data
+
+    if data is None:
+        if mnist_path not in _DATA_CACHE:
+            _DATA_CACHE[mnist_path] = load_training_data(None, mnist_path)
+        return _DATA_CACHE[mnist_path]
+    if isinstance(data, TrainingData) or type(data).__name__ == "Mnist":
+        return as_training_data(data)
+    label = getattr(data, "__qualname__", "data") + "()" if callable(data) else "the given (images, labels)"
+    returned = data() if callable(data) else data
+    images, labels = _arrays_from(returned, label, "data")
+    return TrainingData(images, labels, label)
+
+
+def layer_findings(traj, thresholds, frozen, pictures) -> list[HealthCheckError]:
+    from training_health.model.user_model import layer_of, parameters_of
+    from training_health.suite import _check_layer
+
+    found = []
+    for layer in dict.fromkeys(layer_of(p) for p in traj.parameters):
+        try:
+            _check_layer(traj, parameters_of(traj.parameters, layer), thresholds, layer, list(frozen), pictures)
+        except HealthCheckError as err:
+            found.append(err)
+    return found
+
+
+def run_findings(run) -> list[HealthCheckError]:
+    from training_health.checks.run_checks import RUN_CHECKS, NotApplicable, run_check_names
+
+    found = []
+    for name in run_check_names():
+        try:
+            for warning in RUN_CHECKS[name](run) or ():
+                warnings.warn(TrainingHealthWarning(f"{name}: {warning}"), stacklevel=3)
+        except NotApplicable:
+            continue
+        except HealthCheckError as err:
+            found.append(err)
+    return found
+
+
+@dataclasses.dataclass
+class HealthCheckFixture:
+    """The ``health_check`` fixture: ``check_training`` with the session's settings as defaults; each run
+    joins the session's per-layer table, and an unhealthy run fails the test with the verdict alone."""
+
+    defaults: dict
+    record: object  # callable(traj): adds the run to the session's summary
+
+    def __call__(self, model, *, frozen=(), **options):
+        import pytest
+
+        settings = {**self.defaults, **options}
+        pictures = settings.pop("pictures", PICTURES)
+        traj, run = train(
+            model,
+            settings.get("data"),
+            settings.get("train_step"),
+            settings.get("steps", DEFAULT_STEPS),
+            settings.get("batch_size", 128),
+            settings.get("seed", 0),
+            settings.get("initializer", "default"),
+            settings.get("mode", "graph"),
+            settings.get("thresholds"),
+            settings.get("mnist_path"),
+        )
+        self.record(traj)
+        try:
+            raise_findings(run, frozen, pictures)
+        except HealthCheckError as err:
+            pytest.fail(str(err), pytrace=False)
+        return traj

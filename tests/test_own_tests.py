@@ -1,0 +1,80 @@
+"""A user's own test file checks a model with the ``health_check`` fixture, from a project folder outside
+the repository: a factory and a model object, compiled metrics reported, and a broken model failing with
+its verdict, not a traceback."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.subprocess
+
+THEIR_TESTS = textwrap.dedent(
+    """
+    import tensorflow as tf
+
+
+    def build(initializer, seed):
+        # The Keras "simple MNIST convnet" example's layers at a smaller size, names left to Keras,
+        # softmax output with its compiled loss and metrics as the example writes them.
+        tf.keras.utils.set_random_seed(seed)
+        model = tf.keras.Sequential(
+            [
+                tf.keras.Input((28, 28, 1)),
+                tf.keras.layers.Conv2D(8, 3, activation="relu"),
+                tf.keras.layers.MaxPooling2D(2),
+                tf.keras.layers.Flatten(),
+                tf.keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+    def build_frozen(initializer, seed):
+        model = build(initializer, seed)
+        model.layers[0].trainable = False
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+
+    def test_factory_learns(health_check):
+        traj = health_check(build)
+        before, after = traj.compiled_metrics["accuracy"]
+        assert after > before
+        assert traj.config.model == "test_theirs:build"
+
+
+    def test_model_object_is_labelled_as_such(health_check):
+        traj = health_check(build("default", 1), steps=20)
+        assert traj.config.model.startswith("object:") and "Sequential" in traj.config.model
+
+
+    def test_frozen_layer_fails(health_check):
+        health_check(build_frozen)
+    """
+)
+
+
+def test_health_check_fixture_in_a_users_test_file(tmp_path):
+    (tmp_path / "test_theirs.py").write_text(THEIR_TESTS)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTEST_ADDOPTS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_theirs.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 1 and "1 failed, 2 passed" in out, out[-4000:]
+    assert "FAILED test_theirs.py::test_frozen_layer_fails" in out
+    assert re.search(r"weights never updated: conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias", out), out[-4000:]
+    assert "Traceback" not in out
+    assert "accuracy" in out.split("per-layer training health")[1]  # the summary table shows the metric
