@@ -29,6 +29,8 @@ from training_health.model.initializations import HEALTHY  # noqa: E402
 from training_health.model.user_model import SEED_MODEL  # noqa: E402
 from training_health.probe.modes import DEFAULT_STEPS, MODES  # noqa: E402
 
+DEFAULT_BATCH_SIZE = 128  # training_probe.DEFAULT_BATCH_SIZE (that module imports TensorFlow)
+
 STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
@@ -65,6 +67,13 @@ def pytest_addoption(parser):
     add("--health-modes", metavar="LIST", default="graph", help=f"comma-separated of {', '.join(MODES)}")
     add("--health-steps", metavar="N", type=int, default=DEFAULT_STEPS, help="training steps per run")
     add("--health-seed", metavar="N", type=int, default=0, help="seed for initialization, batches and dropout")
+    add(
+        "--health-batch-size",
+        metavar="N",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"examples per training step (default {DEFAULT_BATCH_SIZE}, the seed network's); give your training's",
+    )
     add(
         "--health-thresholds",
         metavar="TOML",
@@ -225,6 +234,9 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("health_device", grid_devices(config))
     if "health_mode" in names:
         metafunc.parametrize("health_mode", csv_option(config, "health_modes"))
+    if "health_batch_size" in names and config.getoption("health_batch_size") != DEFAULT_BATCH_SIZE:
+        size = config.getoption("health_batch_size")  # in the test id only when not the default
+        metafunc.parametrize("health_batch_size", [pytest.param(size, id=f"batch{size}")])
     if "health_layer" in names:
         metafunc.parametrize("health_layer", model_layers(config))
     if "health_run_check" in names:
@@ -368,7 +380,13 @@ def tf32_off_for_correctness() -> None:
 
 
 @pytest.fixture
-def health_probe_config(pytestconfig, health_init, health_device, health_mode):
+def health_batch_size(pytestconfig) -> int:
+    """``--health-batch-size`` (a non-default size is also parametrized, so that test ids show it)."""
+    return pytestconfig.getoption("health_batch_size")
+
+
+@pytest.fixture
+def health_probe_config(pytestconfig, health_init, health_device, health_mode, health_batch_size):
     """The configuration of the current grid cell (initialization x device x mode)."""
     from training_health.probe.training_probe import ProbeConfig
 
@@ -378,6 +396,7 @@ def health_probe_config(pytestconfig, health_init, health_device, health_mode):
         device=health_device,
         mode=health_mode,
         steps=pytestconfig.getoption("health_steps"),
+        batch_size=health_batch_size,
         model=model_spec(pytestconfig),
         train_step=pytestconfig.getoption("health_train_step"),
     )
