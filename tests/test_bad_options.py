@@ -89,6 +89,19 @@ CASES = [
         "--health-frozen conv_2: the model has no such layer (its layers: conv1, conv2, fc1, out)",
     ),
     (
+        "batch-size-0",
+        "a",
+        ["--health-batch-size", "0"],
+        "--health-batch-size 0: a training step needs examples: give the batch size your training uses (1 or more)",
+    ),
+    (
+        "batch-size-above-the-data",  # with the model: the data's size is known once it is loaded
+        "d",
+        ["--health-batch-size", "60001"],
+        "--health-batch-size 60001: the training data (MNIST's training set) has only 60000 examples; "
+        "give --health-batch-size 60000 or less",
+    ),
+    (
         "mnist-path-missing",
         "c",
         ["--health-mnist-path", "{files}/nowhere"],

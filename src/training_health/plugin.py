@@ -30,6 +30,8 @@ from training_health.run_config import (  # noqa: F401  (re-exported: the plugin
     training_data,
 )
 
+DEFAULT_BATCH_SIZE = 128  # training_probe.DEFAULT_BATCH_SIZE (that module imports TensorFlow)
+
 STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
@@ -90,6 +92,13 @@ def pytest_addoption(parser):
     add("--health-modes", metavar="LIST", default="graph", help=f"comma-separated of {', '.join(MODES)}")
     add("--health-steps", metavar="N", type=int, default=DEFAULT_STEPS, help="training steps per run")
     add("--health-seed", metavar="N", type=int, default=0, help="seed for initialization, batches and dropout")
+    add(
+        "--health-batch-size",
+        metavar="N",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"examples per training step (default {DEFAULT_BATCH_SIZE}, the seed network's); give your training's",
+    )
     add(
         "--health-thresholds",
         metavar="TOML",
@@ -251,6 +260,9 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("health_device", grid_devices(config))
     if "health_mode" in names:
         metafunc.parametrize("health_mode", csv_option(config, "health_modes"))
+    if "health_batch_size" in names and config.getoption("health_batch_size") != DEFAULT_BATCH_SIZE:
+        size = config.getoption("health_batch_size")  # in the test id only when not the default
+        metafunc.parametrize("health_batch_size", [pytest.param(size, id=f"batch{size}")])
     if "health_layer" in names:
         metafunc.parametrize("health_layer", model_layers(config))
     if "health_run_check" in names:
@@ -380,7 +392,13 @@ def tf32_off_for_correctness() -> None:
 
 
 @pytest.fixture
-def health_probe_config(pytestconfig, health_init, health_device, health_mode):
+def health_batch_size(pytestconfig) -> int:
+    """``--health-batch-size`` (a non-default size is also parametrized, so that test ids show it)."""
+    return pytestconfig.getoption("health_batch_size")
+
+
+@pytest.fixture
+def health_probe_config(pytestconfig, health_init, health_device, health_mode, health_batch_size):
     """The configuration of the current grid cell (initialization x device x mode)."""
     from training_health.probe.training_probe import ProbeConfig
 
@@ -390,6 +408,7 @@ def health_probe_config(pytestconfig, health_init, health_device, health_mode):
         device=health_device,
         mode=health_mode,
         steps=pytestconfig.getoption("health_steps"),
+        batch_size=health_batch_size,
         model=model_spec(pytestconfig),
         train_step=pytestconfig.getoption("health_train_step"),
     )
@@ -419,6 +438,7 @@ def health_check(pytestconfig, health_thresholds):
     defaults = {
         "steps": config.getoption("health_steps"),
         "seed": config.getoption("health_seed"),
+        "batch_size": config.getoption("health_batch_size"),
         "thresholds": health_thresholds,
         "mnist_path": config.getoption("health_mnist_path"),
         "pictures": Path(config.getoption("health_probe_output")) / "kernels",

@@ -57,6 +57,11 @@ def _numbers(config, problems: list[str]) -> None:
             f"--health-steps {config.getoption('health_steps')}: a run needs training steps, and the calibrated "
             f"bounds hold from {MIN_STEPS} on: give --health-steps {MIN_STEPS} or more"
         )
+    if config.getoption("health_batch_size", 128) < 1:
+        problems.append(
+            f"--health-batch-size {config.getoption('health_batch_size')}: a training step needs examples: "
+            "give the batch size your training uses (1 or more)"
+        )
     if config.getoption("health_seed") < 0:
         problems.append(f"--health-seed {config.getoption('health_seed')}: seeds are non-negative integers")
     minimum = config.getoption("health_min_relative_change")
@@ -163,12 +168,14 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     if spec == SEED_MODEL and not config.getoption("health_data", None):
         from training_health.model.seed_network import PARAMETER_SHAPES
 
+        _batch_fits(config, MNIST_TRAIN_EXAMPLES, "MNIST's training set", problems)
         return list(PARAMETER_SHAPES)  # this package's own network and data
     try:
         data = training_data(config)
     except (DataSpecError, MnistDataError) as err:
         problems.append(str(err))
         return None
+    _batch_fits(config, len(data.train_labels), data.source, problems)
     try:
         seed = config.getoption("health_seed")
         models = [check_model_contract(spec, init, seed, data) for init in grid_inits(config)]
@@ -176,6 +183,19 @@ def _contract(config, problems: list[str]) -> list[str] | None:
         problems.append(str(err))
         return None
     return list(named_parameters(models[0]))
+
+
+MNIST_TRAIN_EXAMPLES = 60000
+
+
+def _batch_fits(config, examples: int, source: str, problems: list[str]) -> None:
+    """A batch larger than the data would repeat examples within one step: not the user's training."""
+    size = config.getoption("health_batch_size", 128)
+    if size > examples:
+        problems.append(
+            f"--health-batch-size {size}: the training data ({source}) has only {examples} examples; "
+            f"give --health-batch-size {examples} or less"
+        )
 
 
 def _share_layers(config, parameters: list[str]) -> None:

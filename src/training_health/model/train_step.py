@@ -20,6 +20,7 @@ by the probe (its value after minus its value before), never computed from the g
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -71,13 +72,93 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
     return TrainStep(run, f"{SUITE_OPTIMIZER} lr={rate:g}, softmax cross-entropy", rate, optimizer.restart)
 
 
+def _unwrapped(function) -> list:
+    """``function`` and what it wraps: a ``tf.function``'s Python function, ``functools.wraps`` targets."""
+    found, todo = [], [function]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is f for f in found):
+            continue
+        found.append(current)
+        todo += [getattr(current, "python_function", None), getattr(current, "__wrapped__", None)]
+    return found
+
+
+def _referenced(function, depth: int = 2) -> list:
+    """The objects the function's code names: module-level globals (also in nested code) and closure cells;
+    module-level functions it calls are searched too, ``depth`` levels down."""
+    objects = []
+    for fn in _unwrapped(function):
+        code, module = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+        if code is None:
+            continue
+        codes, names = [code], set()
+        while codes:
+            current = codes.pop()
+            names.update(current.co_names)
+            codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+        values = [module[n] for n in sorted(names) if n in module]
+        values += [cell.cell_contents for cell in (fn.__closure__ or ()) if _cell_filled(cell)]
+        objects += values
+        if depth > 1:
+            objects += [o for v in values if isinstance(v, types.FunctionType) for o in _referenced(v, depth - 1)]
+    return objects
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018  (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def step_optimizers(model, function) -> list:
+    """The Keras optimizers a user's step can use: the model's own (``model.optimizer``, attributes)
+    and the ones its code names at module level (the TF "expert" quickstart's ``optimizer = Adam()``)."""
+    candidates = keras_training.reachable_optimizers(model) + _referenced(function)
+    candidates += [getattr(c, "inner_optimizer", None) for c in candidates]  # inside a LossScaleOptimizer
+    found = {id(c): c for c in candidates if hasattr(c, "apply_gradients") and hasattr(c, "build")}
+    return list(found.values())
+
+
+# id -> (optimizer, its variables' values as built): the state every run of a user's step starts from.
+# Kept per process: a module-level optimizer outlives the models it trains (see probe/training_loop.py).
+_BUILT_STATE: dict[int, tuple[object, list]] = {}
+
+
+def _optimizer_variables(optimizer) -> list:
+    variables = optimizer.variables  # Keras 3: a property; Keras 2: a method
+    return list(variables() if callable(variables) else variables)
+
+
+def built_optimizers(optimizers: list, variables: list) -> Callable:
+    """Build each optimizer on ``variables`` (never inside the compiled loop) and remember its built state:
+    step count 0, slots 0, learning rate as given. Returns what puts them all back to that state."""
+    for optimizer in optimizers:
+        if not getattr(optimizer, "built", getattr(optimizer, "_built", False)):  # Keras 3 / Keras 2
+            optimizer.build(variables)
+        if id(optimizer) not in _BUILT_STATE:
+            _BUILT_STATE[id(optimizer)] = (optimizer, [v.numpy() for v in _optimizer_variables(optimizer)])
+
+    def restart() -> None:
+        for optimizer in optimizers:
+            for variable, value in zip(_optimizer_variables(optimizer), _BUILT_STATE[id(optimizer)][1]):
+                variable.assign(value)
+
+    return restart
+
+
 def user_train_step(model, weights: dict, trainable: dict, function: Callable, spec: str) -> TrainStep:
     """The user's own step, recorded under an outer tape for the gradient of the loss it returns.
 
-    The step's optimizer should hang on the model (``compile(optimizer=...)`` or an attribute): each
-    run builds a fresh model, and the optimizer's slots are created before the compiled loop.
+    The step's optimizers (the model's, or module-level ones its code names) are built before the
+    compiled loop, on the variables the model trains, and put back to that built state before each
+    run. A module-level optimizer serves one set of variables only: later runs train the first model's
+    variables with their own values loaded (``probe/training_loop.py``).
     """
-    keras_training.build_optimizers(model, [weights[n] for n in weights if trainable[n]])
+    optimizers = step_optimizers(model, function)
+    restart = built_optimizers(optimizers, [weights[n] for n in weights if trainable[n]])
     watched = [tf_variable(v) for v in weights.values()]
 
     def run(images, labels):
@@ -91,7 +172,7 @@ def user_train_step(model, weights: dict, trainable: dict, function: Callable, s
             raise TypeError(f"{TRAIN_STEP_OPTION} {spec} returned a loss of shape {loss.shape}, not a scalar")
         return tf.cast(loss, tf.float32), tape.gradient(loss, watched)
 
-    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None)
+    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None, restart)
 
 
 def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
@@ -116,11 +197,21 @@ def training_step(model, weights: dict, trainable: dict, train_step, learning_ra
     return suite_recipe_step(model, weights, trainable, learning_rate)
 
 
-def explain_variable_creation(err: ValueError, train_step: str | None) -> RuntimeError | None:
-    """What to tell the user when a step created variables inside the compiled loop (TF forbids it)."""
-    if "tf.Variable" not in str(err):
-        return None
+def explain_variable_creation(err: Exception, train_step: str | None) -> RuntimeError | None:
+    """What to tell the user when a step created variables inside the compiled loop (TF forbids it), or
+    used an optimizer built for another model's variables that the suite could not find to reset."""
     where = f"{TRAIN_STEP_OPTION} {train_step}" if train_step else "the model's training step"
+    if "originally built with" in str(err) or "cannot recognize variable" in str(err):  # Keras 3 / Keras 2
+        return RuntimeError(
+            f"{where} uses an optimizer built for another model's variables (a Keras optimizer serves only the "
+            "variables it was built for). The suite trains every run of one step on the first model's variables "
+            "when the models match; this model's variables differ (another factory?), or the optimizer is out "
+            "of its sight. Give each model its own optimizer: create it in the factory and keep it on the model "
+            "(model.compile(optimizer=...), the step using model.optimizer), or give each architecture its own "
+            f"train step. Keras said: {str(err).strip()[:200]}"
+        )
+    if not isinstance(err, ValueError) or "tf.Variable" not in str(err):
+        return None
     return RuntimeError(
         f"{where} creates variables inside the compiled training loop (an optimizer's slots, a metric?). "
         "Keep the step's optimizer on the model (compile(optimizer=...) or an attribute such as "

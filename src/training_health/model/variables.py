@@ -12,6 +12,7 @@ For a plain ``tf.Module`` there is no layer flag to consult: its trainable varia
 from __future__ import annotations
 
 import dataclasses
+import re
 
 
 @dataclasses.dataclass
@@ -38,16 +39,89 @@ def tf_variable(variable):
     return variable if isinstance(variable, tf.Variable) else variable.value
 
 
-def _unique_names(variables, prefix: str) -> list[str]:
-    names = []
+def _unique_names(variables, prefix: str, renames: dict | None = None) -> list[str]:
+    """Readable, unique "layer/param" names; ``renames`` maps Keras' numbered layer names to canonical ones."""
+    names, renames = [], dict(renames or {})
     for variable in variables:
         name = variable_name(variable)
         # Keras numbers its models (sequential, sequential_1, ...): names must not depend on build order.
         name = name[len(prefix) :] if prefix and name.startswith(prefix) else name
+        name = "/".join(_canonical_segment(part, renames) for part in name.split("/"))
         while name in names:  # Keras 2 may repeat short names across layers.
             name += "_"
         names.append(name)
     return names
+
+
+# Keras 3 numbers the seed generators of Dropout etc. per process too (seed_generator_3/...): not layers.
+_NUMBERED_OBJECTS = re.compile(r"^(seed_generator)(_\d+)?$")
+
+
+def _canonical_segment(part: str, renames: dict) -> str:
+    """``part`` renamed; a numbered non-layer object gets the next free number in the order met."""
+    if part in renames:
+        return renames[part]
+    match = _NUMBERED_OBJECTS.match(part)
+    if match:
+        taken = sum(1 for old in renames if _NUMBERED_OBJECTS.match(old))
+        renames[part] = match.group(1) + (f"_{taken}" if taken else "")
+        return renames[part]
+    return part
+
+
+def _snake_cases(class_name: str) -> set[str]:
+    """How Keras 3 (``naming.to_snake_case``) and Keras 2 (``generic_utils.to_snake_case``) name a class."""
+    keras3 = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", class_name)))
+    keras2 = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name))
+    return {keras3.lower(), keras2.lower()}
+
+
+def _automatic_base(layer) -> str | None:
+    """The base of ``layer``'s name if it is Keras' automatic form ``<snake_case(class)>(_<n>)?``, else None."""
+    for base in _snake_cases(type(layer).__name__):
+        if re.fullmatch(rf"{re.escape(base)}(_\d+)?", layer.name):
+            return base
+    return None
+
+
+def canonical_layer_names(model) -> dict[str, str]:
+    """{name Keras gave a layer: the name a fresh process would give it}, for automatically named layers.
+
+    Keras numbers automatic names per process (conv2d, conv2d_1; the next build of the same factory
+    gets conv2d_2, conv2d_3), so names from one build would not find the layers of the next. A layer
+    named automatically gets ``<base>`` for the first layer with that base in the model's layer order,
+    ``<base>_1`` for the second, ...; hand-given names stay (and are never given to another layer).
+    A name several layers share (Keras 3 names every LSTM's cell ``lstm_cell``) stays as it is.
+    """
+    layers = _all_layers(model)[1:]
+    counts: dict[str, int] = {}
+    for layer in layers:
+        counts[layer.name] = counts.get(layer.name, 0) + 1
+    automatic = {id(layer): _automatic_base(layer) for layer in layers}
+    reserved = {layer.name for layer in layers if automatic[id(layer)] is None or counts[layer.name] > 1}
+    renames, next_index = {}, {}
+    for layer in layers:
+        base = automatic[id(layer)]
+        if base is None or layer.name in reserved or layer.name in renames:
+            continue
+        index = next_index.get(base, 0)
+        while (candidate := base if index == 0 else f"{base}_{index}") in reserved:
+            index += 1
+        next_index[base] = index + 1
+        renames[layer.name] = candidate
+    return renames
+
+
+def layer_names(model) -> dict[int, str]:
+    """{id(layer): canonical name} for every layer of a Keras model (see canonical_layer_names)."""
+    renames = canonical_layer_names(model)
+    return {id(layer): renames.get(layer.name, layer.name) for layer in _all_layers(model)}
+
+
+def variable_names(model, variables) -> list[str]:
+    """The canonical "layer/param" names of ``variables`` of ``model`` (the same on every build)."""
+    renames = canonical_layer_names(model) if is_keras_model(model) else {}
+    return _unique_names(variables, f"{getattr(model, 'name', '')}/", renames)
 
 
 def _all_layers(model) -> list:
@@ -91,7 +165,7 @@ def model_variables(model) -> ModelVariables:
         state = dict(zip(_unique_names(others, ""), others))
         return ModelVariables(weights, {n: True for n in weights}, state)
     variables = list({id(v): v for v in model.variables}.values())
-    names = _unique_names(variables, f"{getattr(model, 'name', '')}/")
+    names = variable_names(model, variables)
     trainable_now = {id(v) for v in model.trainable_variables}
     weight_ids = _would_be_trainable(model) if is_keras_model(model) else trainable_now
     weights = {n: v for n, v in zip(names, variables) if id(v) in weight_ids}

@@ -23,7 +23,7 @@ import contextlib
 import tensorflow as tf
 
 from training_health.model.user_model import layer_of
-from training_health.model.variables import _all_layers, _unique_names, is_keras_model
+from training_health.model.variables import _all_layers, is_keras_model, layer_names, variable_names
 
 RELU_FAMILY = ("relu", "relu6")
 
@@ -42,7 +42,8 @@ def is_relu_layer(layer) -> bool:
 
 def relu_layers(model) -> dict:
     """{layer key: layer} for the ReLU-family layers of a Keras model (the model itself excluded)."""
-    names = dict(zip(map(id, model.variables), _unique_names(model.variables, f"{getattr(model, 'name', '')}/")))
+    names = dict(zip(map(id, model.variables), variable_names(model, model.variables)))
+    canonical = layer_names(model)  # automatic names as a fresh process gives them (model/variables.py)
 
     def key_of(layer):
         weights = [w for w in layer.weights if id(w) in names]
@@ -59,7 +60,7 @@ def relu_layers(model) -> dict:
     found = {}
     for layer in _all_layers(model)[1:]:
         if is_relu_layer(layer):
-            found[key_of(layer) or owner.get(id(layer), layer.name)] = layer
+            found[key_of(layer) or owner.get(id(layer), canonical[id(layer)])] = layer
     return found
 
 

@@ -23,7 +23,13 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from training_health.model.train_step import TrainStep, suite_recipe_step, training_step
-from training_health.model.variables import ModelVariables, is_keras_model, model_variables, tf_variable
+from training_health.model.variables import (
+    ModelVariables,
+    is_keras_model,
+    model_variables,
+    tf_variable,
+    variable_names,
+)
 from training_health.probe.activations import dead_fraction, logits_and_relu_activations
 
 # change_norm is ||W_t+1 - W_0|| after the step; update_norm is ||W_t+1 - W_t||, measured; the others are read
@@ -155,7 +161,7 @@ class ProbeLoop:
         if model is not self.model:
             self._kept = [v.numpy() for v in self.model.variables]
             _copy(model.variables, self.model.variables)
-        if self.runs > 1:
+        if self.step.restart is not None:  # the optimizer may have trained another run, on another loop
             self.step.restart()
 
     def give_back(self, model) -> None:
@@ -206,7 +212,32 @@ _LOOPS: collections.OrderedDict = collections.OrderedDict()
 
 
 def _signature(model) -> list:
-    return [(v.name, tuple(v.shape), v.dtype) for v in model.variables]
+    names = variable_names(model, model.variables) if is_keras_model(model) else [v.name for v in model.variables]
+    return [(name, tuple(v.shape), v.dtype) for name, v in zip(names, model.variables)]
+
+
+# train step -> the first model it trained: every later run of that step (any model factory with the same
+# variables) trains this model's variables, its own values loaded, because an optimizer the step keeps at
+# module level (the TF quickstart's) serves only the variables it was built for.
+_HOMES: dict = {}
+
+
+def _train_step_loop(config, model, to_input) -> ProbeLoop:
+    home = _HOMES.get(config.train_step)
+    if home is None or _signature(home) != _signature(model):
+        home = _HOMES[config.train_step] = model
+    key = ("train step", id(home), config.model, config.train_step, config.device, config.mode, config.batch_size)
+    key += (to_input,)
+    loop = _LOOPS.get(key) or _new_loop(config, home, to_input)
+    _keep(key, loop)
+    return loop
+
+
+def _keep(key, loop: ProbeLoop) -> None:
+    _LOOPS[key] = loop
+    _LOOPS.move_to_end(key)
+    while len(_LOOPS) > LOOPS_KEPT:
+        _LOOPS.popitem(last=False)
 
 
 def probe_loop(config, model, to_input) -> ProbeLoop:
@@ -214,6 +245,8 @@ def probe_loop(config, model, to_input) -> ProbeLoop:
 
     Call ``load(model)`` before training and ``give_back(model)`` after.
     """
+    if config.train_step and is_keras_model(model):
+        return _train_step_loop(config, model, to_input)
     reusable = getattr(type(model), "computation_in_variables", False) and not config.train_step
     if not reusable or config.mode == "eager":
         return _new_loop(config, model, to_input)
