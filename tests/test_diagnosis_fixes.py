@@ -1,0 +1,150 @@
+"""Fix lines stay true: they quote the run's own optimizer and learning rate (or none), and no rule
+contradicts the failing row it explains (issue 16 item 4).
+
+The trajectories here are built by hand (no training): each states exactly the measurement a rule
+reads, so a test can demand what the rule must and must not say about it. The trained negative
+controls (tests/test_negative_controls.py, tests/test_user_training.py) cover the same rules on real runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+
+from training_health.checks.diagnosis import CHECKS, TOO_LITTLE_CHANGE, diagnose
+from training_health.probe.training_probe import PER_STEP_METRICS, ProbeConfig, Trajectory
+
+STEPS = 30
+SHAPES = {"hidden/kernel": [64, 32], "hidden/bias": [32], "logits/kernel": [32, 10], "logits/bias": [10]}
+RECIPES = {  # how the run was trained -> the learning rate its optimizer reported (None: hidden in a train step)
+    "SGD lr=0.01 momentum=0.9, loss sparse_categorical_crossentropy(from_logits=True)": 0.01,
+    "RMSprop lr=0.01, loss sparse_categorical_crossentropy(from_logits=True)": 0.01,
+    "Adam lr=0.0001, loss sparse_categorical_crossentropy(from_logits=True)": 1e-4,
+    "TF1 Adam lr=1, softmax cross-entropy": 1.0,
+    "train step mod:step (its own optimizer, loss and variable list)": None,
+}
+LR_FIX = re.compile(r"(lower|raise) the learning rate from ([0-9.e+-]+) to ~([0-9.e+-]+)")
+
+
+def trajectory(
+    recipe: str,
+    lr: float | None,
+    update_ratio: float = 1e-3,
+    dead: tuple[float, float] = (0.0, 0.0),
+    dead_layer: str = "hidden",
+    blown: bool = False,
+) -> Trajectory:
+    """A run whose every weight moves ``update_ratio`` of its norm per step (He-scale weights, no NaN)."""
+    names = list(SHAPES)
+    std = {n: (np.sqrt(2.0 / s[0]) if len(s) == 2 else 0.05) for n, s in SHAPES.items()}
+    norm = {n: std[n] * np.sqrt(np.prod(s)) for n, s in SHAPES.items()}
+    per_step = {m: np.ones((STEPS, len(names)), np.float32) for m in PER_STEP_METRICS}
+    per_step["weight_norm"][:] = [norm[n] for n in names]
+    per_step["update_norm"][:] = [norm[n] * update_ratio for n in names]
+    per_step["grad_norm"][:] = 1.0
+    per_step["grad_max"][:] = 0.1
+    change = {n: norm[n] * (2.0 if blown and n.endswith("kernel") else update_ratio * STEPS) for n in names}
+    layers = {"hidden", "logits"} if dead_layer == "logits" else {"hidden"}
+    return Trajectory(
+        config=ProbeConfig(model="mod:build", initializer="default", steps=STEPS, recipe=recipe),
+        parameters=names,
+        shapes=SHAPES,
+        connected=dict.fromkeys(names, True),
+        loss=np.linspace(2.3, 1.0, STEPS),
+        per_step=per_step,
+        initial_weight_norm=norm,
+        initial_weight_std=std,
+        change_norm=change,
+        frozen_unit_fraction=dict.fromkeys(names, 0.0),
+        dead_fraction_start={k: dead[0] if k == dead_layer else 0.0 for k in layers},
+        dead_fraction_end={k: dead[1] if k == dead_layer else 0.0 for k in layers},
+        logit_std_start=1.0,
+        logit_std_end=2.0,
+        saturated_fraction_start=0.0,
+        recipe=recipe,
+        learning_rate_used=lr,
+        trainable=dict.fromkeys(names, True),
+        initial_weight_mean=dict.fromkeys(names, 0.0),
+        input_rms=0.3,
+    )
+
+
+def just_missed(traj, param: str, check: str) -> float:
+    """A bound the row just missed: twice the change reached (within reach), or half the measured value."""
+    if check == "moved":
+        return 2 * traj.relative_change(param)
+    return 0.5 if check in ("grad_norm_max", "alive", "units_moved") else 2.0
+
+
+@pytest.mark.parametrize("recipe", [r for r, lr in RECIPES.items() if lr is not None and lr < 1], ids=lambda r: r[:7])
+def test_dead_relu_fix_quotes_the_runs_own_learning_rate(recipe):
+    """Units that died during an SGD/RMSprop 0.01 run: the fix lowers *that* rate (was: the suite's 0.001)."""
+    lr = RECIPES[recipe]
+    cause = diagnose(trajectory(recipe, lr, dead=(0.0, 0.95)), "hidden/kernel", check="alive", bound=0.5)
+    assert cause.title == "dead ReLUs", cause
+    (fix,) = cause.fixes
+    verb, before, after = LR_FIX.search(fix).groups()
+    assert verb == "lower" and float(before) == lr and float(after) < lr, fix
+    assert recipe.split()[0] != "TF1" and "0.001 to" not in fix, fix
+
+
+def test_dead_relu_on_the_logits_names_the_activation_not_a_learning_rate():
+    """A ReLU on the output layer: the fix removes it (was: "lower the learning rate from 0.001 to ~0.1")."""
+    recipe = next(iter(RECIPES))
+    traj = trajectory(recipe, 0.01, dead=(0.1, 0.8), dead_layer="logits")
+    cause = diagnose(traj, "logits/kernel", check="alive", bound=0.5)
+    assert cause.title == "dead ReLUs" and cause.fixes == (
+        "remove the activation of logits (logits must be free to be negative; the loss applies the softmax)",
+    ), cause
+    assert "learning rate" not in str(cause)
+
+
+def test_an_unknown_learning_rate_is_never_quoted():
+    """A train step hides its optimizer: the fix names no rate (was: a fallback of 1.0 -> "~0.1")."""
+    recipe = "train step mod:step (its own optimizer, loss and variable list)"
+    for traj, param, check in [
+        (trajectory(recipe, None, dead=(0.0, 0.95)), "hidden/kernel", "alive"),
+        (trajectory(recipe, None, update_ratio=0.5, blown=True), "hidden/kernel", "grad_norm_max"),
+        (trajectory(recipe, None, update_ratio=1e-7), "hidden/kernel", "moved"),
+    ]:
+        fix = " ".join(diagnose(traj, param, check=check, bound=just_missed(traj, param, check)).fixes)
+        assert "learning rate ~10x (the suite cannot read it from train step mod:step" in fix, fix
+        assert not LR_FIX.search(fix) and "1 to" not in fix and "0.1" not in fix, fix
+
+
+def test_updates_too_large_never_explains_a_parameter_that_moved_too_little():
+    """Blown-up kernels elsewhere do not make a bias that moved too little "too large"."""
+    traj = trajectory(next(iter(RECIPES)), 0.01, update_ratio=0.5, blown=True)
+    for check in TOO_LITTLE_CHANGE:
+        cause = diagnose(traj, "hidden/bias", check=check, bound=just_missed(traj, "hidden/bias", check))
+        assert "too large" not in cause.title and "lower the learning rate" not in str(cause), (check, cause)
+    assert diagnose(traj, "hidden/kernel", check="grad_norm_max", bound=0.5).title.startswith("updates too large")
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES), ids=lambda r: r[:7])
+def test_no_fix_contradicts_its_row(recipe):
+    """Over every check, parameter and update scale: a "lower" fix proposes less than the run's own rate, a
+    "raise" more; "updates too large" explains no too-small change, "updates too small" nothing else."""
+    lr = RECIPES[recipe]
+    runs = [
+        trajectory(recipe, lr, update_ratio=ratio, dead=dead, blown=blown)
+        for ratio, dead, blown in itertools.product([1e-7, 1e-3, 0.5], [(0, 0), (0, 0.95)], [False, True])
+    ]
+    seen = set()
+    for traj, param, check in itertools.product(runs, SHAPES, CHECKS):
+        cause = diagnose(traj, param, check=check, bound=just_missed(traj, param, check))
+        seen.add(cause.title)
+        for fix in cause.fixes:
+            for verb, before, after in LR_FIX.findall(fix):
+                assert lr is not None and float(before) == pytest.approx(lr), (check, fix)
+                assert float(after) < lr if verb == "lower" else float(after) > lr, (check, fix)
+            if lr is None:
+                assert "learning rate from" not in fix, fix
+        if cause.title.startswith("updates too large"):
+            assert check not in TOO_LITTLE_CHANGE, (param, check, cause)
+        if cause.title == "updates too small":
+            assert check in TOO_LITTLE_CHANGE, (param, check, cause)
+    assert {"updates too large: learning rate too high", "updates too small", "dead ReLUs"} <= seen, seen
