@@ -93,6 +93,12 @@ def pytest_addoption(parser):
     add("--health-steps", metavar="N", type=int, default=DEFAULT_STEPS, help="training steps per run")
     add("--health-seed", metavar="N", type=int, default=0, help="seed for initialization, batches and dropout")
     add(
+        "--health-seeds",
+        metavar="LIST",
+        help="comma-separated seeds, one training run each (e.g. 0,1,2): for faults that show in some runs only; "
+        "the summary groups each test's verdicts ('fails at 2 of 3 seeds')",
+    )
+    add(
         "--health-batch-size",
         metavar="N",
         type=int,
@@ -263,6 +269,9 @@ def pytest_generate_tests(metafunc):
     if "health_batch_size" in names and config.getoption("health_batch_size") != DEFAULT_BATCH_SIZE:
         size = config.getoption("health_batch_size")  # in the test id only when not the default
         metafunc.parametrize("health_batch_size", [pytest.param(size, id=f"batch{size}")])
+    if "health_run_seed" in names and config.getoption("health_seeds"):
+        seeds = [int(seed) for seed in csv_option(config, "health_seeds")]  # validated at configure
+        metafunc.parametrize("health_run_seed", [pytest.param(seed, id=f"seed{seed}") for seed in seeds])
     if "health_layer" in names:
         metafunc.parametrize("health_layer", model_layers(config))
     if "health_run_check" in names:
@@ -398,13 +407,19 @@ def health_batch_size(pytestconfig) -> int:
 
 
 @pytest.fixture
-def health_probe_config(pytestconfig, health_init, health_device, health_mode, health_batch_size):
-    """The configuration of the current grid cell (initialization x device x mode)."""
+def health_run_seed(pytestconfig) -> int:
+    """``--health-seed``; with ``--health-seeds`` one run per listed seed (parametrized: ``-seed1`` in test ids)."""
+    return pytestconfig.getoption("health_seed")
+
+
+@pytest.fixture
+def health_probe_config(pytestconfig, health_init, health_device, health_mode, health_batch_size, health_run_seed):
+    """The configuration of the current grid cell (initialization x device x mode [x batch size] [x seed])."""
     from training_health.probe.training_probe import ProbeConfig
 
     return ProbeConfig(
         initializer=health_init,
-        seed=pytestconfig.getoption("health_seed"),
+        seed=health_run_seed,
         device=health_device,
         mode=health_mode,
         steps=pytestconfig.getoption("health_steps"),

@@ -11,12 +11,14 @@ listed in the terminal summary so that no baseline changes unnoticed.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 MARK = "training_health"
 ALLOW_SKIPPED_OPTION = "--health-allow-skipped"
+SEED_IN_ID = re.compile(r"-seed(\d+)(?=[-\]])")  # the --health-seeds parameter in a test id
 BASELINE_PROPERTY = "training_health_baseline"  # record_property(BASELINE_PROPERTY, "<what>: <path>")
 
 
@@ -34,11 +36,13 @@ class SessionReport:
         self.checked: set[str] = set()
         self.skip_reasons: Counter[str] = Counter()
         self.baselines: dict[str, str] = {}
+        self.by_seed: dict[str, dict[str, str]] = {}  # test id without its seed -> {seed: outcome}
 
     def pytest_runtest_logreport(self, report) -> None:
         if MARK not in report.keywords:
             return
         self.selected.add(report.nodeid)
+        self._record_seed(report)
         if report.skipped and not hasattr(report, "wasxfail"):
             self.skip_reasons[skip_reason(report)] += 1
         elif report.when == "call" or report.failed:
@@ -48,6 +52,24 @@ class SessionReport:
                 if name == BASELINE_PROPERTY:
                     what, _, path = value.partition(": ")
                     self.baselines[path] = what
+
+    def _record_seed(self, report) -> None:
+        """With --health-seeds, each test's outcome per seed (setup and call: a failed setup counts)."""
+        match = SEED_IN_ID.search(report.nodeid)
+        if not match or (report.when != "call" and not report.failed):
+            return
+        outcomes = self.by_seed.setdefault(SEED_IN_ID.sub("", report.nodeid), {})
+        if outcomes.get(match.group(1)) != "failed":
+            outcomes[match.group(1)] = report.outcome
+
+    def seed_verdicts(self) -> list[str]:
+        """'<test>: fails at 2 of 3 seeds (0, 2)' for every test that failed at some seed."""
+        lines = []
+        for test, outcomes in sorted(self.by_seed.items()):
+            failed = [seed for seed, outcome in outcomes.items() if outcome == "failed"]
+            if failed:
+                lines.append(f"{test}: fails at {len(failed)} of {len(outcomes)} seeds ({', '.join(failed)})")
+        return lines
 
     def nothing_checked(self) -> bool:
         return bool(self.selected) and not self.checked
@@ -67,8 +89,18 @@ class SessionReport:
             terminalreporter.section("training health: dynamics baselines written")
             for path, what in sorted(self.baselines.items()):
                 terminalreporter.write_line(f"{what:>9s}  {path}")
+        if self.by_seed:
+            self.write_seed_verdicts(terminalreporter)
         if self.nothing_checked():
             self.write_nothing_checked(terminalreporter)
+
+    def write_seed_verdicts(self, terminalreporter) -> None:
+        verdicts = self.seed_verdicts()
+        terminalreporter.section("training health: verdicts over seeds", red=bool(verdicts), green=not verdicts)
+        for line in verdicts:
+            terminalreporter.write_line(line)
+        if not verdicts:
+            terminalreporter.write_line(f"{len(self.by_seed)} tests passed at every seed")
 
     def write_nothing_checked(self, terminalreporter) -> None:
         allowed = self.config.getoption("health_allow_skipped")

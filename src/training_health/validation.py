@@ -64,9 +64,22 @@ def _numbers(config, problems: list[str]) -> None:
         )
     if config.getoption("health_seed") < 0:
         problems.append(f"--health-seed {config.getoption('health_seed')}: seeds are non-negative integers")
+    _seeds(config.getoption("health_seeds", None), problems)
     minimum = config.getoption("health_min_relative_change")
     if minimum is not None and not minimum > 0:
         problems.append(f"--health-min-relative-change {minimum:g}: must be > 0 (a bound of 0 checks nothing)")
+
+
+def _seeds(raw: str | None, problems: list[str]) -> None:
+    if raw is None:
+        return
+    seeds = _csv(raw)
+    if not seeds or not all(seed.isdigit() for seed in seeds):
+        problems.append(
+            f"--health-seeds {raw!r}: give comma-separated non-negative integers, e.g. --health-seeds 0,1,2"
+        )
+    elif len(set(map(int, seeds))) != len(seeds):
+        problems.append(f"--health-seeds {raw}: a seed is listed twice; each seed is one training run")
 
 
 def _thresholds(config, problems: list[str]) -> None:
