@@ -44,7 +44,7 @@ def test_calibrate_refuses_a_batch_larger_than_the_data(tmp_path, capsys):
     from training_health.checks import calibrate
 
     out = tmp_path / "t.toml"
-    assert calibrate.main(["--model", MODEL, "--batch-size", "60001", "--out", str(out)]) == 2
+    assert calibrate.main(["--model", MODEL, "--batch-size", "60001", "--out", str(out)]) == 4
     assert "--batch-size 60001: the training data" in capsys.readouterr().err and not out.exists()
 
 

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from training_health.defaults import HEALTHY_INITS as HEALTHY
-from training_health.probe.modes import DEFAULT_STEPS, MODES
 from training_health.run_config import (  # noqa: F401  (re-exported: the plugin's public helpers)
     LAYER_NAMES,
     RUN_OPTIONS,
@@ -29,13 +27,12 @@ from training_health.run_config import (  # noqa: F401  (re-exported: the plugin
     model_spec,
     training_data,
 )
-
-DEFAULT_BATCH_SIZE = 128  # training_probe.DEFAULT_BATCH_SIZE (that module imports TensorFlow)
+from training_health.settings import DEFAULT_BATCH_SIZE, PLUGIN, PLUGIN_PREFIX, add_options
 
 STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
-OPTION_PREFIX = "--health-"
+OPTION_PREFIX = PLUGIN_PREFIX
 ASKED = pytest.StashKey[bool]()  # a health run was asked for and its options were checked
 ON_COMMAND_LINE = pytest.StashKey[bool]()  # a --health-* option is in the arguments (addopts included)
 
@@ -65,69 +62,7 @@ def start_tf_log_filter() -> None:
 
 def pytest_addoption(parser):
     group = parser.getgroup("training health", "training health (every layer learns; pytest-training-health)")
-    add = group.addoption
-    add("--health-suite", action="store_true", help="collect the built-in checks (implied by --health-model etc.)")
-    add("--health-model", metavar="MODULE:FUNCTION", help="factory FUNCTION(initializer, seed) building your model")
-    add(
-        "--health-data",
-        metavar="MODULE:FUNCTION",
-        help="FUNCTION() returning (images, labels) or a tf.data.Dataset of them, shaped for the model "
-        "(default: the verified real MNIST)",
-    )
-    add(
-        "--health-train-step",
-        metavar="MODULE:FUNCTION",
-        help="FUNCTION(model, images, labels) doing one step of your training and returning its loss "
-        "(default: a compiled model's own optimizer and loss, else TF1 Adam + softmax cross-entropy)",
-    )
-    add(
-        "--health-frozen",
-        metavar="LAYER[,LAYER]",
-        help="layers frozen on purpose: they pass while unchanged ('frozen as declared'); any other weight "
-        "that never changes fails with its reason",
-    )
-    add("--health-mnist-path", metavar="PATH", help="Keras mnist.npz or a folder of IDX files (default: $MNIST_PATH)")
-    add("--health-inits", metavar="LIST", help=f"comma-separated initializations (seed network: {', '.join(HEALTHY)})")
-    add("--health-devices", metavar="LIST", help="comma-separated of cpu, gpu (default cpu,gpu: a missing GPU skips)")
-    add("--health-modes", metavar="LIST", default="graph", help=f"comma-separated of {', '.join(MODES)}")
-    add("--health-steps", metavar="N", type=int, default=DEFAULT_STEPS, help="training steps per run")
-    add("--health-seed", metavar="N", type=int, default=0, help="seed for initialization, batches and dropout")
-    add(
-        "--health-seeds",
-        metavar="LIST",
-        help="comma-separated seeds, one training run each (e.g. 0,1,2): for faults that show in some runs only; "
-        "the summary groups each test's verdicts ('fails at 2 of 3 seeds')",
-    )
-    add(
-        "--health-batch-size",
-        metavar="N",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"examples per training step (default {DEFAULT_BATCH_SIZE}, the seed network's); give your training's",
-    )
-    add(
-        "--health-thresholds",
-        metavar="TOML",
-        help="a thresholds file (from python -m training_health.checks.calibrate)",
-    )
-    add("--health-min-relative-change", metavar="X", type=float, help="one minimum relative change for every parameter")
-    add("--health-probe-output", metavar="DIR", default="probe-output", help="folder for probe JSON and pictures")
-    add(
-        "--health-regen-baselines",
-        action="store_true",
-        help="rewrite each existing dynamics baseline this run differs from beyond tolerance (files within "
-        "tolerance stay untouched); the summary lists every file written",
-    )
-    add(
-        "--health-add-baselines",
-        action="store_true",
-        help="write a dynamics baseline for each configuration that has none (a new TF version or setting)",
-    )
-    add(
-        "--health-allow-skipped",
-        action="store_true",
-        help="exit 0 even when every selected health test skipped (default: such a run checked nothing and fails)",
-    )
+    add_options(group.addoption, PLUGIN, PLUGIN_PREFIX)
 
 
 MARKERS = (
@@ -426,6 +361,7 @@ def health_probe_config(pytestconfig, health_init, health_device, health_mode, h
         batch_size=health_batch_size,
         model=model_spec(pytestconfig),
         train_step=pytestconfig.getoption("health_train_step"),
+        data_spec=pytestconfig.getoption("health_data"),
     )
 
 

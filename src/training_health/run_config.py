@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from training_health.defaults import HEALTHY_INITS, SEED_MODEL
+from training_health.settings import flag
 
 LAYER_NAMES = pytest.StashKey[list]()  # the grid's layers, from the model the option check built
 TRAINING_DATA = pytest.StashKey[object]()  # the session's TrainingData, loaded once
@@ -35,5 +36,6 @@ def training_data(config):
         from training_health.data.user_data import load_training_data
 
         spec = config.getoption("health_data")
-        config.stash[TRAINING_DATA] = load_training_data(spec, config.getoption("health_mnist_path"))
+        option = flag(config, "data")
+        config.stash[TRAINING_DATA] = load_training_data(spec, config.getoption("health_mnist_path"), option=option)
     return config.stash[TRAINING_DATA]

@@ -15,6 +15,7 @@ from training_health.model.contract import FACTORY_CONTRACT
 from training_health.model.initializations import INITIALIZATIONS
 from training_health.model.user_model import SEED_MODEL, ModelSpecError, resolve_callable, resolve_factory
 from training_health.probe.modes import MODES
+from training_health.settings import flag
 
 KNOWN_DEVICES = ("cpu", "gpu")
 
@@ -28,13 +29,13 @@ def _listed(config, option: str, known, problems: list[str], default_ok: bool) -
     if raw is None and default_ok:
         return
     values = _csv(raw)
-    flag = f"--{option.replace('_', '-')}"
+    written = flag(config, option.removeprefix("health_").replace("_", "-"))
     if not values:
-        problems.append(f"{flag} {raw!r} names nothing: give at least one of {', '.join(known)}")
+        problems.append(f"{written} {raw!r} names nothing: give at least one of {', '.join(known)}")
         return
     unknown = [v for v in values if v not in known]
     if unknown:
-        problems.append(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+        problems.append(f"{written}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
 
 
 def _devices(config, problems: list[str]) -> None:
@@ -44,7 +45,7 @@ def _devices(config, problems: list[str]) -> None:
 
         if not gpu_available():
             problems.append(
-                f"--health-devices asks for gpu, but {GPU_MISSING}. "
+                f"{flag(config, 'devices')} asks for gpu, but {GPU_MISSING}. "
                 "Leave --health-devices unset to run on the CPU and skip the GPU with this reason."
             )
 
@@ -54,32 +55,34 @@ def _numbers(config, problems: list[str]) -> None:
         from training_health.checks.thresholds import MIN_STEPS
 
         problems.append(
-            f"--health-steps {config.getoption('health_steps')}: a run needs training steps, and the calibrated "
-            f"bounds hold from {MIN_STEPS} on: give --health-steps {MIN_STEPS} or more"
+            f"{flag(config, 'steps')} {config.getoption('health_steps')}: a run needs training steps, and the "
+            "calibrated "
+            f"bounds hold from {MIN_STEPS} on: give {flag(config, 'steps')} {MIN_STEPS} or more"
         )
     if config.getoption("health_batch_size", 128) < 1:
         problems.append(
-            f"--health-batch-size {config.getoption('health_batch_size')}: a training step needs examples: "
+            f"{flag(config, 'batch-size')} {config.getoption('health_batch_size')}: a training step needs examples: "
             "give the batch size your training uses (1 or more)"
         )
     if config.getoption("health_seed") < 0:
-        problems.append(f"--health-seed {config.getoption('health_seed')}: seeds are non-negative integers")
-    _seeds(config.getoption("health_seeds", None), problems)
+        problems.append(f"{flag(config, 'seed')} {config.getoption('health_seed')}: seeds are non-negative integers")
+    _seeds(config, config.getoption("health_seeds", None), problems)
     minimum = config.getoption("health_min_relative_change")
     if minimum is not None and not minimum > 0:
-        problems.append(f"--health-min-relative-change {minimum:g}: must be > 0 (a bound of 0 checks nothing)")
+        problems.append(f"{flag(config, 'min-relative-change')} {minimum:g}: must be > 0 (a bound of 0 checks nothing)")
 
 
-def _seeds(raw: str | None, problems: list[str]) -> None:
+def _seeds(config, raw: str | None, problems: list[str]) -> None:
     if raw is None:
         return
     seeds = _csv(raw)
     if not seeds or not all(seed.isdigit() for seed in seeds):
         problems.append(
-            f"--health-seeds {raw!r}: give comma-separated non-negative integers, e.g. --health-seeds 0,1,2"
+            f"{flag(config, 'seeds')} {raw!r}: give comma-separated non-negative integers, "
+            f"e.g. {flag(config, 'seeds')} 0,1,2"
         )
     elif len(set(map(int, seeds))) != len(seeds):
-        problems.append(f"--health-seeds {raw}: a seed is listed twice; each seed is one training run")
+        problems.append(f"{flag(config, 'seeds')} {raw}: a seed is listed twice; each seed is one training run")
 
 
 def _thresholds(config, problems: list[str]) -> None:
@@ -89,17 +92,19 @@ def _thresholds(config, problems: list[str]) -> None:
         thresholds = load_thresholds(config.getoption("health_thresholds"))
     except ThresholdsError as err:
         fix = "" if "calibrate" in str(err) else "; give a file written by python -m training_health.checks.calibrate"
-        problems.append(f"--health-thresholds: {err}{fix}, or leave the option unset for the calibrated bounds")
+        problems.append(
+            f"{flag(config, 'thresholds')}: {err}{fix}, or leave the option unset for the calibrated bounds"
+        )
         return
     steps = config.getoption("health_steps")
     if 1 <= steps < thresholds.min_steps:
         measured = ", ".join(f"{n} steps {f:.1%}" for n, f in HEALTHY_FROZEN_BY_STEPS.items())
         problems.append(
-            f"--health-steps {steps}: the bounds in {thresholds.source.name} (calibrated at "
+            f"{flag(config, 'steps')} {steps}: the bounds in {thresholds.source.name} (calibrated at "
             f"{thresholds.calibrated_steps} steps) hold from {thresholds.min_steps} steps on; in fewer, healthy "
             f"units that no batch has made fire yet count as frozen (measured on the seed network's healthy fc1, "
             f"largest: {measured}). "
-            f"Give --health-steps {thresholds.min_steps} or more"
+            f"Give {flag(config, 'steps')} {thresholds.min_steps} or more"
         )
 
 
@@ -119,7 +124,7 @@ def _mnist_path(config, problems: list[str]) -> None:
     path = config.getoption("health_mnist_path")
     if path and not Path(path).exists():
         problems.append(
-            f"--health-mnist-path {path}: does not exist; give Keras' mnist.npz or a folder of the four MNIST "
+            f"{flag(config, 'mnist-path')} {path}: does not exist; give Keras' mnist.npz or a folder of the four MNIST "
             "IDX files, or leave it unset to use the verified cache"
         )
 
@@ -128,13 +133,15 @@ def _model(config, problems: list[str]) -> None:
     spec = config.getoption("health_model")
     if spec and spec != SEED_MODEL:
         try:
-            resolve_factory(spec, option="--health-model")
+            resolve_factory(spec, option=flag(config, "model"))
         except ModelSpecError as err:
             problems.append(f"{err}; {FACTORY_CONTRACT}")
     if config.getoption("health_inits") is not None:
         if spec and spec != SEED_MODEL:  # a user's factory decides which names it accepts
             if not _csv(config.getoption("health_inits")):
-                problems.append("--health-inits '' names nothing: give the initializer name(s) your factory accepts")
+                problems.append(
+                    f"{flag(config, 'inits')} '' names nothing: give the initializer name(s) your factory accepts"
+                )
         else:
             _listed(config, "health_inits", list(INITIALIZATIONS), problems, default_ok=False)
 
@@ -143,7 +150,7 @@ def _train_step(config, problems: list[str]) -> None:
     spec = config.getoption("health_train_step", None)
     if spec:
         try:
-            resolve_callable(spec, "--health-train-step", "(model, images, labels)")
+            resolve_callable(spec, flag(config, "train-step"), "(model, images, labels)")
         except ModelSpecError as err:
             problems.append(f"{err}; a train step performs one step of your training and returns the loss")
 
@@ -160,7 +167,7 @@ def _thresholds_model(config, problems: list[str]) -> None:
         return  # reported by _thresholds
     if calibrated_for not in (SEED_MODEL, model_spec(config)):
         problems.append(
-            f"--health-thresholds {path} was calibrated for --health-model {calibrated_for}, not "
+            f"{flag(config, 'thresholds')} {path} was calibrated for {flag(config, 'model')} {calibrated_for}, not "
             f"{model_spec(config)}: calibrate this model with python -m training_health.checks.calibrate "
             f"--model {model_spec(config)} --out FILE"
         )
@@ -191,7 +198,9 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     _batch_fits(config, len(data.train_labels), data.source, problems)
     try:
         seed = config.getoption("health_seed")
-        models = [check_model_contract(spec, init, seed, data) for init in grid_inits(config)]
+        models = [
+            check_model_contract(spec, init, seed, data, option=flag(config, "model")) for init in grid_inits(config)
+        ]
     except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))
         return None
@@ -206,8 +215,8 @@ def _batch_fits(config, examples: int, source: str, problems: list[str]) -> None
     size = config.getoption("health_batch_size", 128)
     if size > examples:
         problems.append(
-            f"--health-batch-size {size}: the training data ({source}) has only {examples} examples; "
-            f"give --health-batch-size {examples} or less"
+            f"{flag(config, 'batch-size')} {size}: the training data ({source}) has only {examples} examples; "
+            f"give {flag(config, 'batch-size')} {examples} or less"
         )
 
 
@@ -227,7 +236,8 @@ def _frozen(config, parameters: list[str], problems: list[str]) -> None:
     unknown = [name for name in _csv(config.getoption("health_frozen")) if name not in layers + parameters]
     if unknown:
         problems.append(
-            f"--health-frozen {','.join(unknown)}: the model has no such layer (its layers: {', '.join(layers)}); "
+            f"{flag(config, 'frozen')} {','.join(unknown)}: the model has no such layer "
+            f"(its layers: {', '.join(layers)}); "
             "name the layers your training leaves frozen on purpose"
         )
 
@@ -239,9 +249,9 @@ def validate_options(config) -> None:
     _devices(config, problems)
     _thresholds(config, problems)
     if config.getoption("health_probe_output") is not None:  # the main job writes none
-        _writable(config.getoption("health_probe_output"), "--health-probe-output", problems)
+        _writable(config.getoption("health_probe_output"), flag(config, "probe-output"), problems)
     _mnist_path(config, problems)
-    if not any(p.startswith("--health-model") for p in problems):
+    if not any(p.startswith(flag(config, "model")) for p in problems):
         _model(config, problems)
     _train_step(config, problems)
     _thresholds_model(config, problems)
