@@ -108,4 +108,9 @@ def write_all(target: int, data: bytes) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C reaches the whole process group: the relay ignores it and ends when its input closes, after
+    # passing on the last lines (pytest's own interrupt report among them), instead of a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     relay()
