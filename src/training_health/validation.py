@@ -171,7 +171,8 @@ def _contract(config, problems: list[str]) -> list[str] | None:
         return None
     try:
         seed = config.getoption("health_seed")
-        models = [check_model_contract(spec, init, seed, data) for init in grid_inits(config)]
+        step = config.getoption("health_train_step", None)
+        models = [check_model_contract(spec, init, seed, data, train_step=step) for init in grid_inits(config)]
     except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))
         return None
