@@ -169,6 +169,10 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     except (DataSpecError, MnistDataError) as err:
         problems.append(str(err))
         return None
+    short = _fewer_than_a_batch(config, data)
+    if short:
+        problems.append(short)
+        return None
     try:
         seed = config.getoption("health_seed")
         step = config.getoption("health_train_step", None)
@@ -177,6 +181,18 @@ def _contract(config, problems: list[str]) -> list[str] | None:
         problems.append(str(err))
         return None
     return list(named_parameters(models[0]))
+
+
+def batch_size(config) -> int:
+    """The run's batch size: ``--health-batch-size`` where the plugin has it, else the suite's 128."""
+    return int(getattr(config.option, "health_batch_size", None) or 128)
+
+
+def _fewer_than_a_batch(config, data) -> str | None:
+    from training_health.data.user_data import fewer_than_a_batch
+
+    option = "--health-batch-size" if hasattr(config.option, "health_batch_size") else None
+    return fewer_than_a_batch(data, batch_size(config), option)
 
 
 def _share_layers(config, parameters: list[str]) -> None:

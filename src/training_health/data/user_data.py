@@ -116,6 +116,18 @@ def load_training_data(spec: str | None, mnist_path: str | None = None, option: 
     return TrainingData(images, labels, f"{spec}()")
 
 
+def fewer_than_a_batch(data: TrainingData, batch_size: int, option: str | None = None) -> str | None:
+    """Why ``data`` cannot fill one batch, or None: each batch would repeat examples, hiding what a real batch does."""
+    count = len(data.train_labels)
+    if count >= batch_size:
+        return None
+    smaller = f", or give a batch size of at most {count} ({option} {count})" if option else ""
+    return (
+        f"{data.source} has {count} examples, fewer than one batch of {batch_size}: every step would train on the "
+        f"same examples repeated within the batch. Give at least {batch_size} examples{smaller}"
+    )
+
+
 def first_line(err: BaseException, limit: int = 300) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else "")[:limit]

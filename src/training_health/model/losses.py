@@ -49,9 +49,14 @@ class LossKind:
 
     family: str  # SPARSE, CATEGORICAL, BINARY, REGRESSION or OTHER
     from_logits: bool  # the loss applies softmax/sigmoid itself (False for regression)
-    name: str  # normalized Keras name ("categoricalcrossentropy", "meansquarederror") or what the run calls it
+    name: str  # as the run spells it ("categorical_crossentropy", "CategoricalCrossentropy", "mse"); see ``key``
     reduction: str = "mean"  # "sum" when the loss object says it sums over the batch
     source: str = "compiled"  # "compiled", "suite" (the suite's recipe) or "train step" (assumed, not known)
+
+    @property
+    def key(self) -> str:
+        """The name normalized: "categoricalcrossentropy", "meansquarederror" ("mse" included)."""
+        return normalized(self.name)
 
     @property
     def classifies(self) -> bool:
@@ -104,19 +109,19 @@ def loss_kind(model, train_step: str | None = None) -> LossKind:
 def compiled_loss_kind(loss) -> LossKind:
     """A Keras loss as ``compile`` takes it: string, class instance or function."""
     if isinstance(loss, str):
-        return _kind(normalized(loss), from_logits=False, reduction="mean")
+        return _kind(loss, from_logits=False, reduction="mean")
     config = loss.get_config() if hasattr(loss, "get_config") else {}
     config = config if isinstance(config, dict) else {}
     # A loss instance's class name ("CategoricalCrossentropy"); Keras 2 may wrap a function in a
     # LossFunctionWrapper whose config "name" then is the function's name.
-    names = [type(loss).__name__, config.get("name") or "", getattr(loss, "__name__", "")]
-    name = next((normalized(n) for n in names if normalized(n) in FAMILIES), normalized(names[0] or names[2]))
+    names = [config.get("name") or "", type(loss).__name__, getattr(loss, "__name__", "")]
+    name = next((n for n in names if normalized(n) in FAMILIES), names[2] or names[1])
     reduction = "sum" if str(config.get("reduction", "")).lower() == "sum" else "mean"
     return _kind(name, from_logits=bool(config.get("from_logits", False)), reduction=reduction)
 
 
 def _kind(name: str, from_logits: bool, reduction: str) -> LossKind:
-    family = FAMILIES.get(name, OTHER)
+    family = FAMILIES.get(normalized(name), OTHER)
     return LossKind(family, from_logits if family != REGRESSION else False, name, reduction)
 
 
