@@ -77,11 +77,17 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
 
 def test_training_run(health_run_context, health_run_check):
     """One run-level check (``checks/run_checks.py``) of this grid cell's training run: its data, loss, batches."""
+    verdict, skipped, found = None, None, []
     try:
         found = RUN_CHECKS[health_run_check](health_run_context)
     except NotApplicable as reason:
-        pytest.skip(f"{health_run_check}: {reason}")
+        skipped = f"{health_run_check}: {reason}"
     except HealthCheckError as err:
-        pytest.fail(str(err), pytrace=False)
+        verdict = str(err)
+    # Outside the except blocks: the message alone, not "during handling of the above exception" and it again.
+    if skipped:
+        pytest.skip(skipped)
+    if verdict:
+        pytest.fail(verdict, pytrace=False)
     for warning in found or ():
         warnings.warn(TrainingHealthWarning(f"{health_run_check}: {warning}"), stacklevel=1)

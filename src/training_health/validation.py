@@ -179,7 +179,7 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     Returns the model's parameter names ("layer/param"), or None where the contract failed.
     """
     from training_health.data.mnist import MnistDataError
-    from training_health.data.user_data import DataSpecError
+    from training_health.data.user_data import DataSpecError, fewer_than_a_batch
     from training_health.model.contract import ContractError, check_model_contract
     from training_health.model.user_model import named_parameters
     from training_health.run_config import grid_inits, model_spec, training_data
@@ -195,11 +195,18 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     except (DataSpecError, MnistDataError) as err:
         problems.append(str(err))
         return None
-    _batch_fits(config, len(data.train_labels), data.source, problems)
+    short = fewer_than_a_batch(data, config.getoption("health_batch_size", 128), flag(config, "batch-size"))
+    if short:
+        problems.append(short)
+        return None
     try:
-        seed = config.getoption("health_seed")
+        seed, step, option = (
+            config.getoption("health_seed"),
+            config.getoption("health_train_step", None),
+            flag(config, "model"),
+        )
         models = [
-            check_model_contract(spec, init, seed, data, option=flag(config, "model")) for init in grid_inits(config)
+            check_model_contract(spec, init, seed, data, option=option, train_step=step) for init in grid_inits(config)
         ]
     except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))

@@ -3,7 +3,11 @@
 ``--health-data MODULE:FUNCTION``: ``FUNCTION()`` takes no arguments and returns either
 ``(images, labels)`` arrays or a ``tf.data.Dataset`` of ``(images, labels)`` batches (or single
 examples). Images must already be shaped for the model: they reach ``model(images)`` unchanged
-(float64 is cast to float32). Labels are integer class ids ``[N]``.
+(float64 is cast to float32). Labels are kept in the form given, as the model's loss reads them
+(``TrainingData.label_encoding`` records which): integer class ids ``[N]``, one-hot rows ``[N, C]``,
+0/1 multi-label rows ``[N, K]`` or float targets ``[N]`` / ``[N, K]``; the fit step converts ids and
+one-hot rows into each other where the loss wants the other (``model/losses.py``). Inputs and labels
+must be finite: a NaN would only show up, steps later, as a NaN loss.
 
 Every source is read through one small interface, :class:`TrainingData`, which the probe uses::
 
@@ -17,6 +21,7 @@ cast-and-scale the probe always used, so the seed network's numbers do not chang
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -28,7 +33,7 @@ from training_health.errors import UsageError
 MAX_DATASET_EXAMPLES = 60000
 DATA_USAGE = (
     "FUNCTION() must return (images, labels) arrays or a tf.data.Dataset of (images, labels) batches, "
-    "images shaped for the model and labels integer class ids"
+    "images shaped for the model and labels as the loss reads them (class ids [N], one-hot [N, C] or float targets)"
 )
 
 
@@ -52,7 +57,7 @@ def as_tensor(images):
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
     train_images: np.ndarray  # [N, ...] as stored; to_model_input turns a batch of them into the model's input
-    train_labels: np.ndarray  # int64 [N]
+    train_labels: np.ndarray  # int64 class ids [N], or float32 [N] / [N, K] (one-hot, multi-label, targets)
     source: str  # where the examples came from, for messages
     to_model_input: Callable = as_tensor
     mnist: Mnist | None = None  # the verified MNIST behind this data, when that is what it is
@@ -63,7 +68,20 @@ class TrainingData:
 
     @property
     def num_classes(self) -> int:
-        return int(self.train_labels.max()) + 1
+        """Classes the labels name: the largest id + 1, or the width of one-hot rows."""
+        if self.train_labels.ndim == 2:
+            return int(self.train_labels.shape[1])
+        return int(np.nanmax(self.train_labels)) + 1
+
+    @property
+    def label_columns(self) -> int:
+        """Outputs a binary or regression head needs for these labels: 1 for [N], K for [N, K]."""
+        return 1 if self.train_labels.ndim == 1 else int(self.train_labels.shape[1])
+
+    @functools.cached_property
+    def label_encoding(self) -> str:
+        """ "class ids", "one-hot", "multi-label" (0/1 rows, not one-hot) or "float targets"."""
+        return label_encoding(self.train_labels)
 
     def batch_description(self) -> str:
         """The model input a batch becomes, e.g. ``[B,28,28,1] float32``."""
@@ -98,6 +116,18 @@ def load_training_data(spec: str | None, mnist_path: str | None = None, option: 
     return TrainingData(images, labels, f"{spec}()")
 
 
+def fewer_than_a_batch(data: TrainingData, batch_size: int, option: str | None = None) -> str | None:
+    """Why ``data`` cannot fill one batch, or None: each batch would repeat examples, hiding what a real batch does."""
+    count = len(data.train_labels)
+    if count >= batch_size:
+        return None
+    smaller = f", or give a batch size of at most {count} ({option} {count})" if option else ""
+    return (
+        f"{data.source} has {count} examples, fewer than one batch of {batch_size}: every step would train on the "
+        f"same examples repeated within the batch. Give at least {batch_size} examples{smaller}"
+    )
+
+
 def first_line(err: BaseException, limit: int = 300) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else "")[:limit]
@@ -113,16 +143,48 @@ def _arrays_from(returned, spec: str, option: str) -> tuple[np.ndarray, np.ndarr
         raise fail(f"returned {_describe(returned)}")
     if images.ndim < 2 or len(images) == 0:
         raise fail(f"images have shape {list(images.shape)}, not [N, ...] with N >= 1")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        hint = " (one-hot? give labels.argmax(-1))" if labels.ndim == 2 else ""
-        raise fail(f"labels are {labels.dtype} {list(labels.shape)}, not integer class ids [N]{hint}")
+    if labels.dtype == np.bool_:  # e.g. labels == 0 for a binary head
+        labels = labels.astype(np.float32)
+    if labels.ndim == 2 and labels.shape[1] == 1:  # [N, 1] targets (Keras accepts both): one column
+        labels = labels[:, 0]
+    numeric = np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
+    if labels.ndim not in (1, 2) or not numeric:
+        raise fail(f"labels are {labels.dtype} {list(labels.shape)}, not numbers [N] or [N, K]")
     if len(labels) != len(images):
         raise fail(f"{len(images)} images but {len(labels)} labels")
-    if labels.min() < 0:
-        raise fail(f"labels include {labels.min()}; class ids start at 0")
     if images.dtype == np.float64:  # TF's float default: a float64 input would not match float32 weights
         images = images.astype(np.float32)
-    return images, labels.astype(np.int64)
+    _finite(images, "images", f"{option} {spec}")
+    _finite(labels, "labels", f"{option} {spec}")
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+        return images, labels.astype(np.int64)
+    return images, labels.astype(np.float32)
+
+
+def _finite(values: np.ndarray, what: str, where: str) -> None:
+    """NaN or inf in the data: the first step's loss would be NaN, and every check after it meaningless."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))
+        kinds = ", ".join(k for k, m in (("NaN", np.isnan(values)), ("inf", np.isinf(values))) if m.any())
+        raise DataSpecError(
+            f"{where}: {what} contain {kinds}: {int(bad.sum())} values in "
+            f"{rows.size} of {len(values)} examples (first at example {int(rows[0])}); training on them gives a "
+            f"NaN loss from the first step. Remove or repair those examples (e.g. keep = np.isfinite({what})"
+            f".reshape(len({what}), -1).all(axis=1)), or fill them (np.nan_to_num)"
+        )
+
+
+def label_encoding(labels: np.ndarray) -> str:
+    if labels.ndim == 1:
+        integral = np.issubdtype(labels.dtype, np.integer) or bool(np.all(labels == np.round(labels)))
+        return "class ids" if integral and labels.min() >= 0 else "float targets"
+    binary = bool(np.all((labels == 0) | (labels == 1)))
+    if binary and np.all(labels.sum(axis=1) == 1):
+        return "one-hot"
+    return "multi-label" if binary else "float targets"
 
 
 def _is_dataset(value) -> bool:

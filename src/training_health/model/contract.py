@@ -5,10 +5,16 @@ A factory given as ``--health-model MODULE:FUNCTION`` must:
     ``--health-inits`` names others; ``seed`` is ``--health-seed`` (0 by default);
   * return a Keras model or a ``tf.Module`` that is callable;
   * map a batch as the data gives it (MNIST: float32 ``[B,28,28,1]`` in [0, 1]; else ``--health-data``'s
-    images) called as ``model(images, training=False)`` to ONE tensor of logits ``[B, classes]``, with
-    ``classes`` larger than the largest label;
-  * return logits, not probabilities, unless it is compiled with a loss that expects probabilities
-    (``from_logits=False``): the suite's own recipe applies softmax cross-entropy itself.
+    images) called as ``model(images, training=False)`` to ONE tensor ``[B, outputs]`` that fits its loss
+    (``model/losses.py``, resolved once from the compiled loss whatever its spelling):
+      - softmax cross-entropy (sparse or categorical, or the suite's recipe for an uncompiled model):
+        ``outputs`` > the largest class id (or = the width of one-hot labels); class ids must be
+        non-negative integers;
+      - binary cross-entropy: one output per label column (``Dense(1)`` for labels ``[N]``), labels in [0, 1];
+      - regression (MSE, MAE, ...): one output per target column;
+  * an uncompiled model returns logits, not probabilities: the suite's own recipe applies softmax
+    cross-entropy itself. A compiled model is trained as ``fit`` would, whatever it returns; a softmax
+    output read by a ``from_logits=True`` loss is a finding of the run (``checks/data_checks.py``).
 
 Each violation is a :class:`ContractError` whose message names the option, the factory and what to do;
 the plugin turns it into one ``pytest.UsageError`` per session (exit status 4).
@@ -20,6 +26,7 @@ import numpy as np
 
 from training_health.data.user_data import first_line
 from training_health.errors import UsageError
+from training_health.model import losses
 from training_health.model.user_model import ModelSpecError, resolve_factory
 
 CONTRACT_BATCH = 16  # examples the model is called on; enough that logits cannot pass for probabilities by chance
@@ -27,14 +34,15 @@ FACTORY_CONTRACT = (
     "a model factory is FUNCTION(initializer: str, seed: int) returning a Keras model or a callable tf.Module "
     "(initializer is 'default' unless --health-inits names others)"
 )
-PROBABILITY_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
 class ContractError(UsageError):
     """The model breaks the input/output contract; the message names the option and what to do."""
 
 
-def check_model_contract(spec: str, initializer: str, seed: int, data, option: str = "--health-model"):
+def check_model_contract(
+    spec: str, initializer: str, seed: int, data, option: str = "--health-model", train_step: str | None = None
+):
     """Build the model from ``spec`` and call it on a batch of ``data``; returns the (now built) model."""
     where = f"{option} {spec}"
     try:
@@ -44,7 +52,9 @@ def check_model_contract(spec: str, initializer: str, seed: int, data, option: s
     model = _build(factory, where, initializer, seed)
     images = data.to_model_input(data.train_images[:CONTRACT_BATCH])
     outputs = _call(model, images, data, where)
-    _check_logits(model, outputs, int(images.shape[0]), data, where)
+    kind = losses.loss_kind(model, train_step)
+    _check_outputs(kind, outputs, int(images.shape[0]), data, where)
+    _check_labels(kind, data, where)
     if not getattr(model, "variables", None):
         raise ContractError(
             f"{where}: the model has no variables, even after a call on a batch {data.batch_description()}: "
@@ -113,35 +123,93 @@ def _input_hint(data) -> str:
     return "Make --health-data return images shaped for the model, or reshape in the model."
 
 
-def _check_logits(model, outputs, batch: int, data, where: str) -> None:
+def _check_outputs(kind, outputs, batch: int, data, where: str) -> None:
     import tensorflow as tf
 
     returns = f"{where}: model(images) returns"
     if isinstance(outputs, tuple | list | dict):
         raise ContractError(
-            f"{returns} {_describe(outputs)}; it must return one tensor of logits [B, classes]. "
-            "Return only the logits (e.g. a single-output model)."
+            f"{returns} {_describe(outputs)}; it must return one tensor [B, outputs]. "
+            "Return only the output the loss reads (e.g. a single-output model)."
         )
     try:
-        logits = np.asarray(tf.convert_to_tensor(outputs), dtype=np.float64)
+        values = np.asarray(tf.convert_to_tensor(outputs), dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ContractError(f"{returns} {_describe(outputs)}, not a tensor of logits [B, classes]") from err
-    classes = data.num_classes
-    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ContractError(f"{returns} {_describe(outputs)}, not a tensor [B, outputs]") from err
+    if values.ndim != 2 or values.shape[0] != batch:
         raise ContractError(
-            f"{returns} shape {list(logits.shape)} for a batch of {batch}; it must return logits [B, classes] "
-            f"= [{batch}, {classes}] here"
+            f"{returns} shape {list(values.shape)} for a batch of {batch}; it must return [B, outputs] "
+            f"= [{batch}, {_wanted_outputs(kind, data)}] here"
         )
-    if logits.shape[1] < classes:
+    width = int(values.shape[1])
+    if kind.classifies:
+        _check_class_outputs(kind, values, batch, data, returns)
+    elif kind.family in (losses.BINARY, losses.REGRESSION) and width != data.label_columns:
+        labels = "[N]" if data.train_labels.ndim == 1 else f"[N, {data.label_columns}]"
         raise ContractError(
-            f"{returns} logits [{batch}, {logits.shape[1]}] but the labels of {data.source} go up to "
+            f"{returns} [{batch}, {width}] but the labels of {data.source} are {labels} ({data.label_encoding}) "
+            f"and {kind.name} compares them output by output: the last layer needs {data.label_columns} "
+            f"output{'s' if data.label_columns > 1 else ''}"
+        )
+
+
+def _wanted_outputs(kind, data) -> str:
+    if kind.classifies:
+        return str(data.num_classes) if data.label_encoding in ("class ids", "one-hot") else "classes"
+    return str(data.label_columns) if kind.family in (losses.BINARY, losses.REGRESSION) else "outputs"
+
+
+def _check_class_outputs(kind, logits: np.ndarray, batch: int, data, returns: str) -> None:
+    width = int(logits.shape[1])
+    if data.label_encoding not in ("class ids", "one-hot"):
+        return  # reported by _check_labels, with what the labels are
+    classes = data.num_classes
+    if data.label_encoding == "one-hot" and width != classes:
+        raise ContractError(
+            f"{returns} [{batch}, {width}] but the labels of {data.source} are one-hot over {classes} classes: "
+            f"the last layer needs {classes} outputs, one per class"
+        )
+    if width < classes:
+        raise ContractError(
+            f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
             f"{classes - 1}: the last layer needs {classes} outputs, one per class"
         )
-    if looks_like_probabilities(logits) and not expects_probabilities(model):
+    if kind.source != "compiled" and looks_like_probabilities(logits):
         raise ContractError(
             f"{returns} probabilities (every row in [0, 1] and summing to 1; softmax as the last activation?): "
             "return logits (no softmax at the end). The suite applies softmax cross-entropy itself; "
             "a compiled model whose loss has from_logits=False may return probabilities."
+        )
+
+
+def _check_labels(kind, data, where: str) -> None:
+    """Labels the loss cannot read: float values where class ids are needed, values outside the head's range."""
+    labels, encoding = data.train_labels, data.label_encoding
+    seen = f"the labels of {data.source} are {encoding} {list(labels.shape)}"
+    if kind.classifies and labels.ndim == 1 and labels.min() < 0:
+        raise ContractError(f"{where}: the labels of {data.source} include {labels.min():.4g}; class ids start at 0")
+    if kind.classifies and encoding == "float targets" and labels.ndim == 1:
+        sample = ", ".join(f"{v:.4g}" for v in np.unique(labels)[:4])
+        raise ContractError(
+            f"{where}: {seen} with non-integer values ({sample}, ...) in [{labels.min():.4g}, {labels.max():.4g}], "
+            f"but {kind.name} needs class ids 0..C-1. Give integer class ids (labels divided by 255 like the "
+            "images? keep the labels as they are), or compile a regression loss (e.g. 'mse') for float targets"
+        )
+    if kind.family == losses.SPARSE and labels.ndim == 2 and encoding != "one-hot":
+        raise ContractError(
+            f"{where}: {seen}, but {kind.name} reads one class id per example: give class ids [N] or one-hot rows, "
+            "or compile binary_crossentropy for several 0/1 labels per example"
+        )
+    if kind.family == losses.CATEGORICAL and labels.ndim == 2 and not np.allclose(labels.sum(axis=1), 1, atol=1e-3):
+        raise ContractError(
+            f"{where}: {seen} whose rows do not sum to 1, but {kind.name} reads one class distribution per "
+            "example: give one-hot rows (or class ids), or compile binary_crossentropy for multi-label rows"
+        )
+    if kind.family == losses.BINARY and (labels.min() < 0 or labels.max() > 1):
+        raise ContractError(
+            f"{where}: {seen} with values in [{labels.min():.4g}, {labels.max():.4g}], but {kind.name} reads "
+            "targets in [0, 1] (one 0/1 label per output). Give 0/1 labels (e.g. labels == 0 for 'digit 0 vs "
+            "rest'), or compile sparse_categorical_crossentropy with one output per class"
         )
 
 
@@ -151,16 +219,8 @@ def looks_like_probabilities(outputs: np.ndarray) -> bool:
 
 
 def expects_probabilities(model) -> bool:
-    """A compiled Keras model whose crossentropy loss reads probabilities (``from_logits=False``)."""
-    loss = getattr(model, "loss", None)
-    if loss is None or getattr(model, "optimizer", None) is None:
-        return False
-    if isinstance(loss, str):
-        return loss in PROBABILITY_LOSSES
-    config = loss.get_config() if hasattr(loss, "get_config") else {}
-    if "from_logits" in config:
-        return not config["from_logits"]
-    return getattr(loss, "__name__", "") in PROBABILITY_LOSSES  # a bare loss function: from_logits=False
+    """A compiled Keras model whose cross-entropy loss reads probabilities (``from_logits=False``)."""
+    return losses.loss_kind(model).expects_probabilities
 
 
 def _describe(value) -> str:

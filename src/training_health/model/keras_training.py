@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from training_health.model import losses
 from training_health.model.variables import tf_variable
 
 # Settings worth naming in the recipe when set (defaults are left out to keep the title short).
@@ -69,31 +70,25 @@ def describe_loss(model) -> str:
     return f"{name} + {extra} regularization loss{'es' if extra != 1 else ''}" if extra else name
 
 
-def wants_one_hot(model) -> bool:
-    """A categorical (not sparse) cross-entropy expects one-hot labels; the probe's labels are class ids."""
-    loss = getattr(model, "loss", None)
-    name = loss if isinstance(loss, str) else type(loss).__name__
-    return name.lower().replace("_", "") in ("categoricalcrossentropy", "categoricalfocalcrossentropy")
-
-
 def keras_fit_step(model, weights: dict, trainable: dict):
     """``run(images, labels) -> (loss, gradients)``: one ``fit``-like step; gradients for every weight.
 
     Every weight is watched, frozen ones too, so a frozen layer's gradient is measured; only the
-    trainable ones go to the optimizer, as in ``fit``.
+    trainable ones go to the optimizer, as in ``fit``. The labels reach the loss in the form it reads
+    (class ids, one-hot rows, float targets shaped like the outputs: ``losses.targets_for_loss``),
+    whatever form the data gives them in.
     """
     optimizer = model.optimizer
     names = list(weights)
     watched = [tf_variable(weights[n]) for n in names]
     trained = [i for i, n in enumerate(names) if trainable[n]]
-    one_hot = wants_one_hot(model)
+    kind = losses.loss_kind(model)
 
     def run(images, labels):
-        labels = tf.cast(labels, tf.int32)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             predictions = model(images, training=True)
-            targets = tf.one_hot(labels, tf.shape(predictions)[-1]) if one_hot else labels
+            targets = losses.targets_for_loss(kind, labels, predictions)
             loss = model.compute_loss(x=images, y=targets, y_pred=predictions)
             scaled = scale_loss(optimizer, loss)
         gradients = tape.gradient(scaled, watched)

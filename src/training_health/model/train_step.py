@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from training_health.model import keras_training
+from training_health.model import keras_training, losses
 from training_health.model.optimizer import Adam, AdamConfig
 from training_health.model.user_model import resolve_callable
 from training_health.model.variables import tf_variable
@@ -61,6 +61,7 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
     optimizer = optimizer or Adam([watched[i] for i in trained], AdamConfig(learning_rate=learning_rate))
 
     def run(images, labels):
+        labels = losses.targets_for_loss(losses.SUITE_LOSS, labels, None)  # one-hot data: the class ids
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(watched)
             loss = softmax_cross_entropy(labels, model(images, training=True))

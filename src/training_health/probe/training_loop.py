@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from training_health.model.losses import SUITE_LOSS
 from training_health.model.train_step import TrainStep, suite_recipe_step, training_step
 from training_health.model.variables import (
     ModelVariables,
@@ -121,16 +122,52 @@ def step_metrics(params, grads, updates) -> tf.Tensor:
     return tf.transpose(tf.stack([tf.stack(c) for c in columns]))
 
 
-def output_measurements(model, images) -> dict:
-    """From one inference pass: per ReLU layer the dead-unit fraction, the logits' std and saturated share."""
-    logits, activations = logits_and_relu_activations(model, images)
-    logits = tf.cast(logits, tf.float32)  # float16 logits under mixed precision
-    saturated = tf.reduce_max(tf.nn.softmax(logits), axis=-1) > SATURATED_PROBABILITY
-    return {
+def output_measurements(model, images, kind=SUITE_LOSS) -> dict:
+    """From one inference pass: per ReLU layer the dead-unit fraction, and what the model's outputs are.
+
+    ``logit_std`` and ``saturated`` are read through the run's head (``kind.head``): the std of the
+    logits (for a model that outputs probabilities, of the logits they come from: log p centered per
+    row for a softmax, log(p / (1 - p)) for sigmoids) and the share of probe examples whose softmax is
+    saturated (top probability > 0.999), or of sigmoid outputs beyond 0.001 / 0.999. A regression or
+    unknown head has neither: NaN, so no rule that reads them fires. ``mean``/``rms`` are the raw
+    outputs' and ``probabilities`` / ``unit_interval`` say whether every row is a probability
+    distribution / every output lies in [0, 1] (checks/data_checks.py reads them).
+    """
+    outputs, activations = logits_and_relu_activations(model, images)
+    outputs = tf.cast(outputs, tf.float32)  # float16 outputs under mixed precision
+    in_unit = tf.reduce_all((outputs >= 0) & (outputs <= 1))
+    # 1e-2: a float16 softmax's rows sum to 1 only within a few float16 epsilons (9.8e-4 each).
+    sums_to_one = tf.reduce_all(tf.abs(tf.reduce_sum(outputs, axis=-1) - 1) < 1e-2)
+    measured = {
         "dead": {layer: dead_fraction(act) for layer, act in activations.items()},
-        "logit_std": tf.math.reduce_std(logits),
-        "saturated": tf.reduce_mean(tf.cast(saturated, tf.float32)),
+        "width": tf.shape(outputs)[-1],
+        "mean": tf.reduce_mean(outputs),
+        "rms": tf.sqrt(tf.reduce_mean(tf.square(outputs))),
+        "unit_interval": in_unit,
+        "probabilities": in_unit & sums_to_one & (tf.shape(outputs)[-1] > 1),
     }
+    nan = tf.constant(float("nan"))
+    if kind.head == "softmax":
+        logits = outputs
+        if kind.expects_probabilities:
+            log_p = tf.math.log(tf.clip_by_value(outputs, 1e-30, 1.0))
+            logits = log_p - tf.reduce_mean(log_p, axis=-1, keepdims=True)
+        top = tf.reduce_max(tf.nn.softmax(logits), axis=-1)
+        measured.update(logit_std=tf.math.reduce_std(logits), saturated=_share(top > SATURATED_PROBABILITY))
+    elif kind.head == "sigmoid":
+        logits = outputs
+        if kind.expects_probabilities:
+            p = tf.clip_by_value(outputs, 1e-30, 1.0 - 1e-7)
+            logits = tf.math.log(p) - tf.math.log1p(-p)
+        p = tf.sigmoid(logits)
+        measured.update(logit_std=tf.math.reduce_std(logits), saturated=_share(tf.maximum(p, 1 - p) > 0.999))
+    else:
+        measured.update(logit_std=nan, saturated=nan)
+    return measured
+
+
+def _share(condition) -> tf.Tensor:
+    return tf.reduce_mean(tf.cast(condition, tf.float32))
 
 
 @dataclasses.dataclass

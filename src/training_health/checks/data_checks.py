@@ -1,0 +1,406 @@
+"""Run-level checks of what goes into the first step: the inputs' scale, the labels, the loss at step 0.
+
+Each is a test of its own, ``test_training_run[<cell>-input_scale|labels|initial_loss]``. Data that
+cannot be trained at all (NaN or inf, fewer examples than one batch, labels the head cannot read) is
+refused before training instead (exit status 4: ``data/user_data.py``, ``model/contract.py``,
+``validation.py``). These checks fail runs that train but train wrong.
+
+TensorFlow stays out of the module level (imported at collection).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from training_health.checks.run_checks import NotApplicable, RunContext, run_check
+from training_health.errors import HealthCheckError
+from training_health.model import losses
+
+# Inputs in [0, 1] have RMS ~0.3-0.5 (MNIST: 0.31), standardized inputs ~1; raw 0..255 pixels ~80 (MNIST:
+# 78.6 at the model's input). 10 is 10x a standardized input and 7.9x under raw MNIST.
+INPUT_RMS_MAX = 10.0
+# Layers that bring the inputs to scale inside the model (Keras' Rescaling(1/255), a Normalization adapted
+# to the data): raw pixels are then what the model expects.
+SCALING_LAYERS = ("Rescaling", "Normalization", "BatchNormalization", "LayerNormalization")
+# The loss at step 0 over what an untrained model gives (cross-entropy of logits with the measured spread:
+# ln C / ln 2 as it goes to 0; for MSE the targets against outputs uncorrelated with them). Calibrated with
+# `python -m training_health.checks.data_checks 3` (TF 2.21, 2026-12-06): 42 healthy runs, seeds 0-2 of the
+# seed network (he_normal, glorot_uniform, truncated_normal: logit std up to 6.7), compiled_keras:sgd_momentum,
+# keras_convnet:build, training_variants:regularized and :batchnorm, and the 8 runs of fixtures/user_models/
+# heads.py (softmax, binary, multi-label, MSE): ratio 0.924 (binary_logit he_normal seed 2) to 1.976
+# (binary_logit he_normal seed 1; batchnorm 1.69-1.79: training-mode statistics at step 0). Bounds: min / 1.85,
+# max x 2.0; a loss summed over a batch of 128 is ~128x.
+INITIAL_LOSS_RATIO = (0.5, 4.0)
+INITIAL_LOSS_MEASURED = "calibrated on 42 healthy runs: 0.92x to 1.98x"
+
+
+def _fail(run: RunContext, check: str, observed: str, lines: list[str]) -> HealthCheckError:
+    body = "\n".join(f"  {line}" for line in lines)
+    return HealthCheckError(f"{check}: {observed}\n  context: {run.config.context()}\n{body}")
+
+
+# --- input_scale -----------------------------------------------------------------------------------
+
+
+def scales_its_inputs(model) -> str | None:
+    """The name of a scaling layer the model applies before its first weighted layer, if any."""
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ in SCALING_LAYERS:
+            return f"{layer.name} ({type(layer).__name__})"
+        if any("kernel" in w.name or "embeddings" in w.name for w in getattr(layer, "weights", [])):
+            return None
+    return None
+
+
+@run_check("input_scale")
+def check_input_scale(run: RunContext) -> list[str]:
+    """The model's inputs are on the usual scale ([0, 1] or standardized), or the model scales them itself."""
+    import tensorflow as tf
+
+    from training_health.probe.training_probe import PROBE_EXAMPLES
+
+    data = run.data
+    raw = data.train_images[:PROBE_EXAMPLES]
+    inputs = tf.cast(data.to_model_input(raw), tf.float32).numpy()
+    rms, peak = float(np.sqrt(np.mean(np.square(inputs)))), float(np.max(np.abs(inputs)))
+    if rms <= INPUT_RMS_MAX:
+        return []
+    scaled_by = scales_its_inputs(run.trained_model())
+    if scaled_by:
+        return []  # raw values are what this model expects: its first layers scale them
+    dtype = np.asarray(raw).dtype
+    pixels = dtype == np.uint8 or (peak > 100 and np.all(inputs == np.round(inputs)) and inputs.min() >= 0)
+    cause = (
+        f"unscaled pixels: {dtype.name} values 0..{peak:.0f}, as stored in the image file"
+        if pixels
+        else f"inputs far outside the usual scale (max |x| {peak:.4g})"
+    )
+    raise _fail(
+        run,
+        "input_scale",
+        f"the model's inputs have RMS {rms:.4g} (max |x| {peak:.4g}, {dtype.name}), bound RMS <= {INPUT_RMS_MAX:g}",
+        [
+            f"cause: {cause}. Inputs in [0, 1] have RMS ~0.3 (MNIST 0.31), standardized ones ~1; at RMS {rms:.3g} the "
+            f"first layer's pre-activations and its weights' gradients are ~{rms / 0.31:.0f}x those of scaled "
+            "inputs, so any learning rate is far too large for that layer: not a learning-rate problem",
+            "fix: "
+            + (
+                "divide the images by 255 (images.astype('float32') / 255), or put keras.layers.Rescaling(1/255) "
+                "first in the model"
+                if pixels
+                else "standardize the inputs ((x - mean) / std per feature), or put a keras.layers.Normalization "
+                "adapted to the data first in the model"
+            ),
+        ],
+    )
+
+
+# --- labels -----------------------------------------------------------------------------------------
+
+
+@run_check("labels")
+def check_labels(run: RunContext) -> list[str]:
+    """The labels carry information: more than one class, no constant target column."""
+    labels, encoding = run.data.train_labels, run.data.label_encoding
+    source = run.data.source
+    if encoding in ("class ids", "one-hot"):
+        ids = labels.astype(np.int64) if labels.ndim == 1 else labels.argmax(axis=1)
+        classes = np.unique(ids)
+        if classes.size > 1:
+            return []
+        raise _fail(
+            run,
+            "labels",
+            f"every label of {source} is class {int(classes[0])} ({ids.size} of {ids.size}), bound: at least 2 classes",
+            [
+                "cause: a single class: the model learns to always answer it and the loss falls to ~0 without "
+                "learning anything from the inputs (labels divided or integer-divided like the images, e.g. "
+                "labels // 255? a filter that kept one class?)",
+                "fix: give the labels as they are (class ids 0..C-1, or one-hot rows); scale only the images",
+            ],
+        )
+    columns = labels.reshape(len(labels), -1)
+    constant = [i for i in range(columns.shape[1]) if np.all(columns[:, i] == columns[0, i])]
+    if not constant:
+        return []
+    which = "the labels" if columns.shape[1] == 1 else f"label column(s) {', '.join(map(str, constant))}"
+    raise _fail(
+        run,
+        "labels",
+        f"{which} of {source} have one value ({columns[0, constant[0]]:.4g} for all {len(labels)} examples), "
+        "bound: more than one value",
+        [
+            "cause: a constant target: the model learns the constant, not the inputs (labels scaled or thresholded "
+            "into one value?)",
+            "fix: give targets that vary with the input (for a binary head: 1 for the positive class, 0 otherwise)",
+        ],
+    )
+
+
+# --- initial_loss -------------------------------------------------------------------------------------
+
+
+def untrained_cross_entropy(logit_std: float, width: int, binary: bool) -> float:
+    """E[loss] for logits ~ N(0, std^2) that know nothing of the labels (Monte Carlo, fixed seed).
+
+    Softmax cross-entropy: E[logsumexp(z) - z_label] (ln C as std -> 0, ~std x 1.5 for C = 10 when large);
+    binary cross-entropy: E[softplus(z)] per output (ln 2 as std -> 0).
+    """
+    z = np.random.default_rng(0).standard_normal((4096, 1 if binary else width)) * logit_std
+    if binary:
+        return float(np.mean(np.logaddexp(0.0, z)))
+    top = z.max(axis=1, keepdims=True)
+    return float(np.mean(top[:, 0] + np.log(np.exp(z - top).sum(axis=1)) - z[:, 0]))
+
+
+def untrained_loss(run: RunContext) -> tuple[float, str]:
+    """What the run's loss gives for an untrained model, with how it was derived; NotApplicable without one."""
+    traj, kind = run.trajectory, run.trajectory.loss_kind
+    outputs = traj.outputs_start
+    if not kind.known:
+        raise NotApplicable(f"the loss is {kind.name}: no prediction for an untrained model")
+    std = traj.logit_std_start
+    if kind.classifies or kind.family == losses.BINARY:
+        width, binary = int(outputs["width"]), kind.family == losses.BINARY
+        value = untrained_cross_entropy(std, width, binary)
+        limit = f"ln 2 = {math.log(2):.4g} per output" if binary else f"ln {width} = {math.log(width):.4g}"
+        what = "binary cross-entropy" if binary else f"softmax cross-entropy over {width} outputs"
+        return value, f"{value:.4g}: {what} of logits with the measured std {std:.3g} ({limit} as the std -> 0)"
+    targets = first_batch_labels(run).astype(np.float64)
+    mean, square = outputs["mean"], outputs["rms"] ** 2
+    if kind.key == "meansquarederror":
+        value = float(np.mean(targets**2) - 2 * np.mean(targets) * mean + square)
+        return value, (
+            f"{value:.4g}: mean of (target - output)^2 for the first batch's targets (mean {np.mean(targets):.3g}, "
+            f"mean square {np.mean(targets**2):.3g}) and outputs uncorrelated with them (mean {mean:.2g}, RMS "
+            f"{math.sqrt(square):.2g})"
+        )
+    if kind.key == "meanabsoluteerror":
+        value = float(np.mean(np.abs(targets - mean)))
+        return value, f"{value:.4g}: mean |target - {mean:.2g}| over the first batch (outputs near their mean)"
+    raise NotApplicable(f"no prediction of {kind.name} for an untrained model")
+
+
+def first_batch_labels(run: RunContext) -> np.ndarray:
+    from training_health.probe.training_probe import batch_indices
+
+    config = run.config
+    indices = batch_indices(config.seed, config.steps, config.batch_size, len(run.data.train_labels))[0]
+    return run.data.train_labels[indices]
+
+
+@run_check("initial_loss")
+def check_initial_loss(run: RunContext) -> list[str]:
+    """The loss at step 0 (before the first update) is what the loss predicts for an untrained model."""
+    traj = run.trajectory
+    mismatch = _output_mismatch(run)
+    if mismatch:
+        raise mismatch
+    oversized = _oversized_logits(run)
+    if oversized:
+        raise oversized
+    predicted, derivation = untrained_loss(run)
+    regularization = traj.outputs_start.get("regularization", 0.0)
+    if not math.isfinite(regularization):
+        raise NotApplicable("the model's regularization losses are not known before its first call")
+    expected = predicted + regularization
+    observed = float(traj.loss[0])
+    if not math.isfinite(observed):
+        raise NotApplicable("the loss at step 0 is not finite (test loss_finite says where)")
+    low, high = INITIAL_LOSS_RATIO
+    ratio = observed / expected
+    if low <= ratio <= high:
+        return []
+    reg = f" + {regularization:.3g} regularization (model.losses)" if regularization else ""
+    head = f"initial_loss: loss at step 0 is {observed:.4g}, {ratio:.3g}x the {expected:.4g} an untrained model gives"
+    lines = [f"bound: {low:g}x to {high:g}x the prediction {derivation}{reg}; {INITIAL_LOSS_MEASURED}"]
+    lines += _initial_loss_cause(run, observed, expected, ratio)
+    raise HealthCheckError(f"{head}\n  context: {run.config.context()}\n" + "\n".join(f"  {x}" for x in lines))
+
+
+def _output_mismatch(run: RunContext) -> HealthCheckError | None:
+    """Outputs of the wrong kind for the loss: probabilities read as logits (a second softmax/sigmoid), or
+    logits read as probabilities."""
+    traj, kind = run.trajectory, run.trajectory.loss_kind
+    outputs = traj.outputs_start
+    if not kind.known or not (kind.classifies or kind.family == losses.BINARY) or "probabilities" not in outputs:
+        return None
+    width = int(outputs["width"])
+    # Rows of 512 probe examples each summing to 1 prove a softmax; sigmoid outputs in [0, 1] do not prove a
+    # sigmoid (small logits of a fresh Dense(1) can all be in [0, 1]): there the last layer must say so.
+    twice = outputs["probabilities"] if kind.classifies else final_activation(run.trained_model()) == "sigmoid"
+    if kind.from_logits and twice:
+        activation = "softmax" if kind.classifies else "sigmoid"
+        floor = math.log(1 + (width - 1) / math.e) if kind.classifies else math.log(1 + math.exp(-1))
+        return _fail(
+            run,
+            "initial_loss",
+            f"double {activation}: the model outputs probabilities (every output in [0, 1]"
+            + (", each row summing to 1" if kind.classifies else "")
+            + f") and the loss {kind.name} applies {activation} again (from_logits=True)",
+            [
+                f"evidence: the loss starts at {float(traj.loss[0]):.4g} as an untrained model's would, but with "
+                f"probabilities as logits it can never go below {floor:.3g} (logits confined to [0, 1]), and its "
+                f"gradient is squeezed by the {activation}'s slope twice",
+                f"fix: remove the {activation} at the end of the model (a Dense layer without activation), or "
+                "compile the loss with from_logits=False",
+            ],
+        )
+    reads_probabilities = outputs["probabilities"] if kind.classifies else outputs["unit_interval"]
+    if kind.expects_probabilities and not reads_probabilities:
+        return _fail(
+            run,
+            "initial_loss",
+            f"the loss {kind.name} reads probabilities (from_logits=False) but the model's outputs are not "
+            + ("rows in [0, 1] summing to 1" if kind.classifies else "in [0, 1]")
+            + f" (mean {outputs['mean']:.3g}, RMS {outputs['rms']:.3g}): logits read as probabilities",
+            [
+                "evidence: Keras clips such outputs into [1e-7, 1 - 1e-7] (and rescales softmax rows), which cuts "
+                "the gradient of every clipped output",
+                "fix: compile the loss with from_logits=True, or end the model with a "
+                + ("softmax" if kind.classifies else "sigmoid"),
+            ],
+        )
+    return None
+
+
+def final_activation(model) -> str:
+    """The activation a Keras model ends with ("sigmoid", "softmax", "linear"), "" when it cannot be read."""
+    layers = getattr(model, "layers", None) or []
+    if not layers:
+        return ""
+    last = layers[-1]
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", "") if activation is not None else ""
+
+
+def _oversized_logits(run: RunContext) -> HealthCheckError | None:
+    """Logits so spread that the softmax starts saturated: the loss at step 0 is ~std x 1.5, not ln C."""
+    from training_health.checks.diagnosis import (
+        SATURATED_LOGIT_STD,
+        kernel_scales,
+        oversized_kernels,
+        predicted_logit_std,
+    )
+
+    traj, kind = run.trajectory, run.trajectory.loss_kind
+    std = traj.logit_std_start
+    if not (kind.known and math.isfinite(std) and std > SATURATED_LOGIT_STD):
+        return None
+    width = int(traj.outputs_start["width"])
+    small = math.log(2) if kind.family == losses.BINARY else math.log(width)
+    observed = f"loss at step 0 is {float(traj.loss[0]):.4g}, {float(traj.loss[0]) / small:.3g}x the {small:.4g} "
+    observed += f"of logits near 0: logits start with std {std:.3g}, bound {SATURATED_LOGIT_STD:g}"
+    evidence = (
+        f"evidence: {traj.saturated_fraction_start:.0%} of {kind.head} outputs saturated at step 0; an untrained "
+        f"model's loss grows ~linearly with its logits' spread ({untrained_cross_entropy(std, width, False):.3g} "
+        f"expected at std {std:.3g})"
+    )
+    oversized = oversized_kernels(traj)
+    if oversized:
+        listing = ", ".join(f"{k} {s:.1f}x" for k, s in oversized.items())
+        return _fail(
+            run,
+            "initial_loss",
+            observed,
+            [
+                "cause: oversized initialization (the per-layer verdict), not vanishing gradients: init std far "
+                f"above the He std for the fan-in: {listing}",
+                evidence,
+                "fix: initialize the weights with He normal (std sqrt(2 / fan-in)) and the biases with zeros",
+            ],
+        )
+    predicted = predicted_logit_std(traj)
+    largest = max(kernel_scales(traj).values(), default=float("nan"))
+    return _fail(
+        run,
+        "initial_loss",
+        observed,
+        [
+            f"cause: scaled output: logits {std / predicted:.3g}x the std {predicted:.2g} the weights' init scale "
+            f"predicts (largest kernel {largest:.2g}x its He std): a factor after the last layer",
+            evidence,
+            "fix: remove the factor on the model's output before the loss",
+        ],
+    )
+
+
+def _initial_loss_cause(run: RunContext, observed: float, expected: float, ratio: float) -> list[str]:
+    traj, kind = run.trajectory, run.trajectory.loss_kind
+    batch = run.config.batch_size
+    logit_std = traj.logit_std_start
+    if ratio < 1:
+        return [
+            "cause: an untrained model cannot predict its labels better than chance: the loss is divided by more "
+            "than the batch (averaged twice, or over a larger axis), or the labels are not what the loss reads "
+            f"(encoding: {run.data.label_encoding}; loss: {kind.describe()})",
+            "fix: compute the loss as the mean over the batch of each example's loss, on labels in the form it reads",
+        ]
+    per_example = observed / batch
+    if kind.reduction == "sum" or 1 / 2 <= per_example / expected <= 2:
+        said = " (the loss object says reduction='sum')" if kind.reduction == "sum" else ""
+        return [
+            f"cause: the loss is summed over the batch instead of averaged{said}: {observed:.4g} / batch {batch} = "
+            f"{per_example:.4g} per example, {per_example / expected:.3g}x the prediction; every gradient is "
+            f"{batch}x too large, as if the learning rate were {batch}x larger",
+            "fix: average over the batch (reduction='sum_over_batch_size', the Keras default, or tf.reduce_mean "
+            "instead of tf.reduce_sum)",
+        ]
+    return [
+        f"cause: logits at a normal scale (std {logit_std:.3g}), yet the loss is {ratio:.3g}x what they give: the loss "
+        "is scaled up (a weight on it, a sum over outputs or positions), or the labels are not in the form it reads "
+        f"(encoding: {run.data.label_encoding}; loss: {kind.describe()})",
+        "fix: compute the loss as the mean over the batch of each example's loss, on labels in the form it reads",
+    ]
+
+
+HEADS = "fixtures.user_models.heads"
+CALIBRATION_MODELS = [  # (model, data function or None for MNIST, initializer): healthy runs only
+    *(("seed", None, init) for init in ("he_normal", "glorot_uniform", "truncated_normal")),
+    ("fixtures.user_models.compiled_keras:sgd_momentum", None, "default"),
+    ("fixtures.user_models.keras_convnet:build", None, "default"),
+    ("fixtures.user_models.training_variants:regularized", None, "default"),
+    ("fixtures.user_models.training_variants:batchnorm", None, "default"),
+    (f"{HEADS}:categorical_one_hot", f"{HEADS}:one_hot_data", "default"),
+    (f"{HEADS}:categorical_from_logits", f"{HEADS}:one_hot_data", "he_normal"),
+    (f"{HEADS}:binary_sigmoid", f"{HEADS}:zero_vs_rest_data", "default"),
+    (f"{HEADS}:binary_logit", f"{HEADS}:zero_vs_rest_data", "he_normal"),
+    (f"{HEADS}:multi_label", f"{HEADS}:multi_label_data", "default"),
+    (f"{HEADS}:regression", f"{HEADS}:digit_value_data", "default"),
+    (f"{HEADS}:regression", f"{HEADS}:digit_value_data", "he_normal"),
+]
+
+
+def initial_loss_ratios(seeds: range) -> list[tuple[str, float]]:
+    """(run, loss at step 0 / what an untrained model gives) for each healthy calibration model and seed.
+
+    ``python -m training_health.checks.data_checks [SEEDS]`` (from the repository: the models are in fixtures/).
+    """
+    from training_health.data.user_data import load_training_data
+    from training_health.probe.training_probe import ProbeConfig, run_probe
+
+    found = []
+    for spec, data_spec, init in CALIBRATION_MODELS:
+        data = load_training_data(data_spec)
+        for seed in seeds:
+            config = ProbeConfig(model=spec, initializer=init, seed=seed, steps=1)  # step 0 is all it needs
+            model = config.build_model()
+            traj = run_probe(config, data, model)
+            run = RunContext(traj, data, None, lambda model=model: model, config.build_model)
+            expected = untrained_loss(run)[0] + traj.outputs_start["regularization"]
+            found.append((f"{spec} {init} seed {seed} (logit std {traj.logit_std_start:.3g})", traj.loss[0] / expected))
+    return found
+
+
+if __name__ == "__main__":
+    import sys
+
+    ratios = initial_loss_ratios(range(int(sys.argv[1]) if len(sys.argv) > 1 else 3))
+    for name, ratio in ratios:
+        print(f"{ratio:8.4f}  {name}")
+    values = [r for _, r in ratios]
+    print(f"{len(values)} runs: ratio min {min(values):.4f} max {max(values):.4f}")
