@@ -7,6 +7,7 @@ single cached training run. A project can also collect them from a test module o
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -77,11 +78,15 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
 
 def test_training_run(health_run_context, health_run_check):
     """One run-level check (``checks/run_checks.py``) of this grid cell's training run: its data, loss, batches."""
+    started = time.perf_counter()
     try:
         found = RUN_CHECKS[health_run_check](health_run_context)
     except NotApplicable as reason:
         pytest.skip(f"{health_run_check}: {reason}")
     except HealthCheckError as err:
         pytest.fail(str(err), pytrace=False)
+    finally:  # the summary's time split shows what the run-level checks cost (overfit_batch trains)
+        timings = health_run_context.trajectory.timings
+        timings["run_checks"] = timings.get("run_checks", 0.0) + time.perf_counter() - started
     for warning in found or ():
         warnings.warn(TrainingHealthWarning(f"{health_run_check}: {warning}"), stacklevel=1)

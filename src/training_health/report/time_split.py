@@ -2,7 +2,8 @@
 
 The probe times its phases (``Trajectory.timings``: setup = model inputs and the measurements
 before training, trace = tracing the compiled loop and TensorFlow's optimization of its graph on
-the first call, train = the steps, finish = the measurements after); the caller adds model
+the first call, train = the steps, finish = the measurements after; run_checks = the run-level checks of
+``suite.test_training_run``, added as they run); the caller adds model
 building, its start-up (pytest's collection, or the main job's imports and data) and the wall
 time since it started.
 """
@@ -18,11 +19,13 @@ def time_split(runs, wall: float, build: float = 0.0, startup: float = 0.0) -> s
     """
     phase = lambda name: sum(t.timings.get(name, 0.0) for t in runs)  # noqa: E731
     train = sum(t.timings.get("train", t.seconds) for t in runs)
-    trace, measure = phase("trace"), phase("setup") + phase("finish")
-    other = max(wall - train - trace - measure - build - startup, 0.0)
+    trace, measure, checks = phase("trace"), phase("setup") + phase("finish"), phase("run_checks")
+    other = max(wall - train - trace - measure - build - startup - checks, 0.0)
     ratio = f"{wall / train:.2f}x" if train > 0 else "no training"
     return (
         f"training {train:.1f} s of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
-        f"model building {build:.1f} s, other {other:.1f} s (data, checks, reports, pictures)"
+        f"model building {build:.1f} s, "
+        + (f"run-level checks {checks:.1f} s (overfit_batch trains), " if checks else "")
+        + f"other {other:.1f} s (data, checks, reports, pictures)"
     )
