@@ -218,6 +218,6 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
         )
     return (
         "no single cause stands out in the per-layer measurements",
-        "see the per-layer tests (pytest -k layer_updates) and overfit_batch: a network that cannot fit 16 "
-        "examples has a bug in its model or loss",
+        "see the per-layer tests (pytest -k layer_updates), overfit_batch (a network that cannot fit 16 examples "
+        "has a bug in its model or loss) and batch_independence (a model that mixes examples cannot learn them)",
     )
