@@ -20,6 +20,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "fixtures.user_models"
+
+
+def run_level_summary(layers: int) -> str:
+    """The session summary of one healthy cell at FAST's 10 steps: its layers and every run-level check pass,
+    except loss_decreases, which skips below 30 steps (checks/loss_curve.py)."""
+    from training_health.checks.run_checks import run_check_names
+
+    return f"{layers + len(run_check_names()) - 1} passed, 1 skipped"
+
+
 FAST = ["--health-devices", "cpu", "--health-steps", "10", "-p", "no:cacheprovider", "-q", "-rA"]
 pytestmark = pytest.mark.subprocess
 
@@ -151,18 +161,18 @@ def test_unbuilt_subclassed_model_is_built_and_checked(verdicts):
     assert_exit(result, 0)
     assert outcome(result, "conv") == "PASSED", result.stdout[-3000:]
     assert outcome(result, "logits") == "PASSED"
-    assert layer_tests_passed(result) == 2 and "skipped" not in result.stdout
+    assert run_level_summary(2) in result.stdout, result.stdout[-3000:]  # no GPU cell skipped
 
 
 def test_mixed_float16_with_float16_logits_works(verdicts):
     result = verdicts["mixed_float16"]
     assert_exit(result, 0)
-    assert layer_tests_passed(result) == 4, result.stdout[-3000:]
+    assert run_level_summary(4) in result.stdout, result.stdout[-3000:]
 
 
 def test_flat_input_model_with_its_own_data_works(verdicts):
     result = verdicts["flat_input_with_data"]
     assert_exit(result, 0)
     assert outcome(result, "hidden") == "PASSED", result.stdout[-3000:]
-    assert layer_tests_passed(result) == 2
+    assert run_level_summary(2) in result.stdout, result.stdout[-3000:]
     assert f"softmax cross-entropy on {MODELS}.flat_input:data()" in result.stdout  # the table names its data

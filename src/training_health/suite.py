@@ -7,6 +7,7 @@ single cached training run. A project can also collect them from a test module o
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -77,14 +78,16 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
 
 def test_training_run(health_run_context, health_run_check):
     """One run-level check (``checks/run_checks.py``) of this grid cell's training run: its data, loss, batches."""
-    verdict, skipped, found = None, None, []
+    started, found, skipped, verdict = time.perf_counter(), [], None, None
     try:
         found = RUN_CHECKS[health_run_check](health_run_context)
     except NotApplicable as reason:
         skipped = f"{health_run_check}: {reason}"
     except HealthCheckError as err:
         verdict = str(err)
-    # Outside the except blocks: the message alone, not "during handling of the above exception" and it again.
+    timings = health_run_context.trajectory.timings  # the summary's time split shows what these checks cost
+    timings["run_checks"] = timings.get("run_checks", 0.0) + time.perf_counter() - started
+    # Outside the except clauses: the report is the message alone, not a chain of exceptions through this code.
     if skipped:
         pytest.skip(skipped)
     if verdict:

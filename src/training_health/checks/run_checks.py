@@ -24,7 +24,12 @@ import numpy as np
 from training_health.errors import HealthCheckError
 
 # Modules whose import registers run checks (this one's own checks are registered below).
-RUN_CHECK_MODULES: tuple[str, ...] = ("training_health.checks.data_checks",)
+RUN_CHECK_MODULES: tuple[str, ...] = (
+    "training_health.checks.data_checks",
+    "training_health.checks.loss_curve",
+    "training_health.checks.batch_checks",
+    "training_health.checks.unit_checks",
+)
 
 
 class NotApplicable(Exception):  # noqa: N818  (a signal, not an error)

@@ -6,14 +6,21 @@ and it cannot recover. Where the activations come from:
 - a model with ``relu_activations(images) -> {layer: tensor}`` (the documented opt-in for a
   ``tf.Module``) provides them itself, or with ``logits_and_relu_activations(images) -> (logits,
   {layer: tensor})`` (the seed network) together with its logits from one forward pass;
-- a Keras model needs no help: every layer whose output is a ReLU of its pre-activation is found,
-  Dense/Conv (any layer with ``activation`` relu or relu6) and ``ReLU`` layers without a negative
-  slope, and their outputs are captured during one inference call.
+- a Keras model needs no help: every layer or operation whose output is a ReLU of its input is found,
+  Dense/Conv/``Activation`` layers whose ``activation`` is relu or relu6 (by name, ``"relu"``,
+  ``keras.activations.relu`` or ``tf.nn.relu``), ``ReLU`` layers without a negative slope, and in a
+  Keras 3 functional model the ``keras.activations.relu(x)`` operations between layers; their outputs
+  are captured during one inference call.
+
+Leaky variants (``LeakyReLU``, ``ReLU(negative_slope>0)``, ``leaky_relu``, elu, gelu, ...) are not
+measured: a leaky unit passes a gradient for every input, so it is never dead.
 
 Keys are the layer names the parameters use ("conv" for "conv/kernel"), so the per-layer table
-and the per-layer test line up with the weights. A standalone ``ReLU`` layer in a ``Sequential``
-model counts for the weighted layer before it (conv -> BatchNorm "bn" -> ReLU: key "bn"); elsewhere
-it keeps its own name (checked by ``assert_units_alive`` over all layers, not by a layer's test).
+and the per-layer test line up with the weights. A weightless ReLU (a ``ReLU`` or ``Activation`` layer,
+a functional relu operation) counts for the nearest weighted layer before it, through other weightless
+layers (conv -> BatchNorm "bn" -> ReLU: key "bn"; Dense "d" -> Activation("relu"): key "d"), found from
+a ``Sequential``'s order or a functional model's graph; where there is none (a subclassed model's own
+layer calls) it keeps its own name, and the run check ``relu_units_alive`` checks it.
 """
 
 from __future__ import annotations
@@ -34,10 +41,40 @@ def _activation_name(layer) -> str:
 
 
 def is_relu_layer(layer) -> bool:
-    """Dense/Conv/Activation layers with a relu-family activation, and ReLU layers that can output 0."""
-    if type(layer).__name__ == "ReLU":
+    """Dense/Conv/Activation layers with a relu-family activation, and ReLU layers/ops that can output 0."""
+    if type(layer).__name__ in ("ReLU", "Relu", "Relu6"):
         return not float(getattr(layer, "negative_slope", 0.0) or 0.0) and getattr(layer, "threshold", 0.0) == 0.0
     return _activation_name(layer) in RELU_FAMILY
+
+
+def _has_weights(layer) -> bool:
+    return bool(getattr(layer, "weights", None))
+
+
+def _parents(layer) -> list:
+    """The layers/operations feeding ``layer`` in a functional graph (Keras 3 ``parent_nodes``, Keras 2
+    ``inbound_layers``); empty where the model has no graph."""
+    parents = []
+    for node in getattr(layer, "_inbound_nodes", None) or []:
+        for parent in getattr(node, "parent_nodes", None) or []:
+            parents.append(parent.operation)
+        inbound = getattr(node, "inbound_layers", None)
+        parents += list(inbound) if isinstance(inbound, (list, tuple)) else [inbound] if inbound is not None else []
+    return [p for p in parents if p is not None and type(p).__name__ != "InputLayer"]
+
+
+def _upstream_weighted(layer):
+    """The nearest weighted layer before a weightless one, through single-input weightless layers."""
+    seen = set()
+    while id(layer) not in seen:
+        seen.add(id(layer))
+        parents = _parents(layer)
+        if len(parents) != 1:
+            return None
+        layer = parents[0]
+        if _has_weights(layer):
+            return layer
+    return None
 
 
 def relu_layers(model) -> dict:
@@ -46,21 +83,31 @@ def relu_layers(model) -> dict:
     canonical = layer_names(model)  # automatic names as a fresh process gives them (model/variables.py)
 
     def key_of(layer):
-        weights = [w for w in layer.weights if id(w) in names]
+        weights = [w for w in getattr(layer, "weights", None) or [] if id(w) in names]
         return layer_of(names[id(weights[0])]) if weights else None
 
-    owner = {}  # a Sequential's standalone ReLU -> the weighted layer before it
+    owner = {}  # a weightless ReLU -> the weighted layer before it
     if type(model).__name__ == "Sequential":
         previous = None
         for layer in model.layers:
             if key_of(layer):
                 previous = layer
-            elif type(layer).__name__ == "ReLU" and previous is not None and not is_relu_layer(previous):
+            elif is_relu_layer(layer) and previous is not None and not is_relu_layer(previous):
                 owner[id(layer)] = key_of(previous)
+    candidates = _all_layers(model)[1:]
+    known = {id(layer) for layer in candidates}
+    candidates += [op for op in getattr(model, "operations", None) or [] if id(op) not in known]  # Keras 3 ops
     found = {}
-    for layer in _all_layers(model)[1:]:
-        if is_relu_layer(layer):
-            found[key_of(layer) or owner.get(id(layer), canonical[id(layer)])] = layer
+    for layer in candidates:
+        if not is_relu_layer(layer):
+            continue
+        key = key_of(layer) or owner.get(id(layer))
+        if key is None:
+            upstream = _upstream_weighted(layer)
+            key = key_of(upstream) if upstream is not None and not is_relu_layer(upstream) else None
+        key = key or canonical.get(id(layer), layer.name)
+        if key not in found:  # a second ReLU on the same layer's output measures the same units
+            found[key] = layer
     return found
 
 

@@ -2,7 +2,8 @@
 
 The probe times its phases (``Trajectory.timings``: setup = model inputs and the measurements
 before training, trace = tracing the compiled loop and TensorFlow's optimization of its graph on
-the first call, train = the steps, finish = the measurements after); the caller adds model
+the first call, train = the steps, finish = the measurements after; run_checks = the run-level checks of
+``suite.test_training_run``, added as they run); the caller adds model
 building, its start-up (pytest's collection, or the main job's imports and data) and the wall
 time since it started.
 """
@@ -26,6 +27,7 @@ def phase_totals(runs, build: float = 0.0) -> dict[str, float]:
         "train": sum(t.timings.get("train", t.seconds) for t in runs),
         "trace": phase("trace"),
         "measure": phase("setup") + phase("finish"),
+        "checks": phase("run_checks"),
         "build": build,
     }
 
@@ -33,13 +35,17 @@ def phase_totals(runs, build: float = 0.0) -> dict[str, float]:
 def time_split_of(totals: dict[str, float], wall: float, startup: float = 0.0, workers: int = 1) -> str:
     """The line from phase totals; with several xdist workers the phases are summed over workers, so
     the ratio compares the wall time with one worker's share of the training."""
-    train, trace, measure, build = (totals.get(k, 0.0) for k in ("train", "trace", "measure", "build"))
+    train, trace, measure, build, checks = (
+        totals.get(k, 0.0) for k in ("train", "trace", "measure", "build", "checks")
+    )
     share = train / workers
-    other = max(wall - (train + trace + measure + build) / workers - startup, 0.0)
+    other = max(wall - (train + trace + measure + build + checks) / workers - startup, 0.0)
     ratio = f"{wall / share:.2f}x" if share > 0 else "no training"
     over = f" (summed over {workers} workers)" if workers > 1 else ""
     return (
         f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
-        f"model building {build:.1f} s, other {other:.1f} s (data, checks, reports, pictures)"
+        f"model building {build:.1f} s, "
+        + (f"run-level checks {checks:.1f} s (overfit_batch trains), " if checks else "")
+        + f"other {other:.1f} s (data, checks, reports, pictures)"
     )

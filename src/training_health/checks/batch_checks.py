@@ -1,0 +1,204 @@
+"""Run-level checks on one batch: the model can overfit 16 examples (``overfit_batch``) and its examples do
+not talk to each other (``batch_independence``). Both build a fresh model from the run's factory.
+
+``overfit_batch``: the run's own training (its optimizer, learning rate and loss, or its
+``--health-train-step``: ``model/train_step.training_step``) on one fixed batch of 16 training examples,
+in the probe's compiled loop, in chunks of ``CHUNK`` steps up to ``MAX_STEPS``; fitted when the model,
+in inference mode, classifies all 16 correctly. A network that cannot fit 16 examples has a bug in its
+model or its loss, whatever its per-layer numbers say.
+Calibration (TF 2.21, 2-core CPU, seeds 0, 1, 2, the first 16 training images of MNIST, chunks of 25
+steps; steps until all 16 were right, as measured by ``fit_one_batch``): seed network he_normal,
+glorot_uniform, truncated_normal 25/25/25 each (TF1 Adam 1e-3, dropout), seed_normal 50/50/25;
+fixtures/user_models compiled_keras:sgd_momentum, training_variants:regularized and :batchnorm 50/50/50
+(SGD 0.01 momentum 0.9, Adam 1e-3), subclassed:build and keras_convnet:build 50/50/75 (suite Adam):
+at most 75, so MAX_STEPS = 200 (2.7x). run_faults:dead_activation_layers (every unit of dense0 dead)
+cannot fit: its logits are the same for every image. Time: 0.2-2.1 s per check (tracing included).
+
+``batch_independence``: the gradient of example i's logits (projected on fixed random weights) with
+respect to example j's input, j != i, in inference mode (BatchNorm on its moving statistics, no
+dropout), is exactly zero for every model that treats examples separately: nothing in float arithmetic
+makes a dependence appear. Measured (seeds 0, 1, 2; largest cross / own gradient norm over 4 examples):
+exactly 0.0 for the seed network (he_normal, seed_normal), training_variants:batchnorm,
+compiled_keras:sgd_momentum, subclassed:build, run_faults:functional_relu_ops; 1.43 / 1.59 / 1.46 for
+run_faults:mixes_batch (the batch axis transposed into the features). Bound 1e-6: far from both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training_health.checks.run_checks import NotApplicable, RunContext, run_check
+from training_health.errors import HealthCheckError
+
+OVERFIT_EXAMPLES = 16
+CHUNK = 25  # steps between two checks of the fit (one compiled call each)
+HEALTHY_MAX_STEPS = 75  # the most steps a healthy model needed to fit 16 examples (calibration above)
+MAX_STEPS = 200  # ~2.7x that
+INDEPENDENCE_EXAMPLES = 4
+CROSS_TALK = 1e-6  # cross-example gradient over own-example gradient; exactly 0 for independent examples
+
+
+def _batch(run: RunContext, n: int):
+    data = run.data
+    images, labels = data.train_images[:n], np.asarray(data.train_labels[:n])
+    return images, labels
+
+
+@run_check("overfit_batch")
+def check_overfit_batch(run: RunContext) -> list[str]:
+    """The run's own training fits 16 examples (all classified right) within MAX_STEPS steps."""
+    fit = fit_one_batch(run)
+    if fit["correct"] == OVERFIT_EXAMPLES:
+        return []
+    curve, config = fit["curve"], run.config
+    cause, fix = _cause(run.trajectory)
+    raise HealthCheckError(
+        f"overfit_batch: after {fit['steps']} steps on the same {OVERFIT_EXAMPLES} examples the model classifies "
+        f"{fit['correct']} of {OVERFIT_EXAMPLES} right (bound: all {OVERFIT_EXAMPLES} within {MAX_STEPS} steps; "
+        f"healthy models need at most {HEALTHY_MAX_STEPS})\n"
+        f"  context: {config.context()}\n"
+        f"  training loss on the batch: step 0 {curve[0]:.4g}, step {len(curve) // 2} {curve[len(curve) // 2]:.4g}, "
+        f"step {len(curve) - 1} {curve[-1]:.4g}; in inference mode loss {fit['initial_loss']:.4g} -> "
+        f"{fit['loss']:.4g}, right {fit['initial_correct']} -> {fit['correct']}\n"
+        f"  likely cause: {cause}\n"
+        f"  fix: {fix}"
+    )
+
+
+def fit_one_batch(run: RunContext, max_steps: int = MAX_STEPS) -> dict:
+    """Train a fresh model the run's way on one batch of 16 until it classifies all 16 right (or max_steps)."""
+    import tensorflow as tf
+
+    from training_health.model.train_step import training_step
+    from training_health.model.user_model import ensure_built
+    from training_health.model.variables import model_variables
+    from training_health.probe.devices import device_name
+    from training_health.probe.training_loop import compile_training_loop, needs_autograph
+
+    config = run.config
+    images, labels = _batch(run, OVERFIT_EXAMPLES)
+    with tf.device(device_name(config.device)):
+        model = run.fresh_model()
+        x = run.data.to_model_input(images)
+        ensure_built(model, x[:1], config.model)
+        variables = model_variables(model)
+        step = training_step(model, variables.weights, variables.trainable, config.train_step, config.learning_rate)
+        train = compile_training_loop(
+            step,
+            list(variables.weights.values()),
+            config.mode,
+            [],
+            instrument=False,
+            to_input=run.data.to_model_input,
+            autograph=needs_autograph(model, config.train_step),
+        )
+        batches = tf.constant(np.stack([images] * CHUNK)), tf.constant(np.stack([labels] * CHUNK))
+        kind = run.trajectory.loss_kind
+        initial_loss, initial_correct = _batch_loss_and_correct(model, x, labels, kind)
+        steps, losses = 0, []
+        while steps < max_steps:
+            chunk_loss, _ = train(*batches)
+            losses.append(chunk_loss.numpy())
+            steps += CHUNK
+            loss, correct = _batch_loss_and_correct(model, x, labels, kind)
+            if correct == OVERFIT_EXAMPLES:
+                break
+    return {
+        "steps": steps,
+        "correct": correct,
+        "loss": loss,
+        "initial_loss": initial_loss,
+        "initial_correct": initial_correct,
+        "curve": np.concatenate(losses),
+    }
+
+
+def _batch_loss_and_correct(model, x, labels, kind) -> tuple[float, int]:
+    """The batch's loss and how many of its examples the model gets right, read as the run's loss reads
+    the outputs (``model/losses.py``): class ids or one-hot under a softmax, 0/1 targets under sigmoids."""
+    import tensorflow as tf
+
+    from training_health.model.losses import BINARY
+
+    outputs, labels = tf.cast(model(x, training=False), tf.float32), np.asarray(labels)
+    if kind.classifies:
+        ids = labels if labels.ndim == 1 else labels.argmax(-1)
+        if outputs.shape.rank != 2 or outputs.shape[-1] <= int(ids.max()):
+            raise NotApplicable(f"the model's output {outputs.shape} is not one score per class")
+        log_p = tf.nn.log_softmax(outputs) if kind.from_logits else tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0))
+        loss = -tf.reduce_mean(tf.gather(log_p, ids, batch_dims=1))
+        correct = int(tf.reduce_sum(tf.cast(tf.argmax(outputs, axis=-1) == ids, tf.int32)))
+        return float(loss), correct
+    if kind.family == BINARY and labels.size == int(tf.size(outputs)):
+        targets = tf.constant(labels.reshape(outputs.shape), tf.float32)
+        p = tf.sigmoid(outputs) if kind.from_logits else tf.clip_by_value(outputs, 1e-7, 1 - 1e-7)
+        loss = -tf.reduce_mean(targets * tf.math.log(p) + (1 - targets) * tf.math.log(1 - p))
+        right = tf.reduce_all((p > 0.5) == (targets > 0.5), axis=list(range(1, outputs.shape.rank)) or None)
+        return float(loss), int(tf.reduce_sum(tf.cast(right, tf.int32)))
+    raise NotApplicable(f"loss {kind.describe()}: fitting one batch is judged for classification heads")
+
+
+def _cause(traj) -> tuple[str, str]:
+    """The run's own measurements say why (the loss-curve diagnosis); a network that fits nothing is broken."""
+    from training_health.checks.loss_curve import not_learning_cause
+
+    cause, fix = not_learning_cause(traj, np.asarray(traj.loss, np.float64))
+    if cause.startswith("no single cause"):
+        return (
+            "the model cannot represent or cannot reach even these 16 labels: a bug in the model (a layer "
+            "that discards its input, a wrong activation on the output) or in the loss",
+            "train the model alone on these 16 examples and look at what its logits do: they should "
+            "separate within a few dozen steps",
+        )
+    return cause, fix
+
+
+@run_check("batch_independence")
+def check_batch_independence(run: RunContext) -> list[str]:
+    """In inference mode, example i's logits do not depend on example j's input (j != i)."""
+    import tensorflow as tf
+
+    from training_health.probe.devices import device_name
+
+    images, _ = _batch(run, INDEPENDENCE_EXAMPLES)
+    with tf.device(device_name(run.config.device)):
+        model = run.fresh_model()
+        x = tf.cast(run.data.to_model_input(images), tf.float32)
+        if not x.dtype.is_floating:
+            raise NotApplicable("the model's input is not a float tensor: no gradient with respect to it")
+        projection = tf.random.stateless_normal([10_000], seed=[run.config.seed, 16])
+        cross = np.zeros((INDEPENDENCE_EXAMPLES, INDEPENDENCE_EXAMPLES))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            logits = tf.cast(model(x, training=False), tf.float32)
+            logits = tf.reshape(logits, [INDEPENDENCE_EXAMPLES, -1])
+            width = logits.shape[-1]
+            outputs = [tf.reduce_sum(logits[i] * projection[:width]) for i in range(INDEPENDENCE_EXAMPLES)]
+        for i, output in enumerate(outputs):
+            gradient = tape.gradient(output, x)
+            if gradient is None:
+                raise NotApplicable(
+                    "no gradient reaches the model's input (a stop_gradient or non-differentiable op before the "
+                    "logits): whether examples mix cannot be measured"
+                )
+            norms = tf.norm(tf.reshape(gradient, [INDEPENDENCE_EXAMPLES, -1]), axis=1).numpy()
+            cross[i] = norms
+        del tape
+    own = np.diag(cross).copy()
+    off = cross - np.diag(own)
+    ratio = float(off.max() / max(own.max(), 1e-30))
+    if ratio <= CROSS_TALK:
+        return []
+    i, j = np.unravel_index(np.argmax(off), off.shape)
+    raise HealthCheckError(
+        f"batch_independence: example {i}'s logits depend on example {j}'s input in inference mode: gradient "
+        f"norm {off[i, j]:.3g}, {ratio:.2g}x the largest gradient with respect to an example's own input "
+        f"(bound: <= {CROSS_TALK:g}; 0 for a model that treats examples separately)\n"
+        f"  context: {run.config.context()}\n"
+        "  likely cause: the model mixes examples across the batch: a reshape or transpose that moves the batch "
+        "axis (axis 0) into the features, e.g. tf.transpose with a permutation that does not start with 0, or "
+        "a reshape to a fixed first dimension; (BatchNormalization in inference mode uses its moving "
+        "statistics and does not mix them)\n"
+        "  fix: keep the batch axis first in every reshape/transpose: tf.transpose(x, [0, ...]) and "
+        "tf.reshape(x, [tf.shape(x)[0], -1]) (or keras.layers.Flatten / Permute, which never touch it)"
+    )

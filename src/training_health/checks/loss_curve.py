@@ -1,0 +1,223 @@
+"""Run-level checks on the loss curve: it decreases beyond its noise (``loss_decreases``) and it does not
+oscillate or diverge (``loss_stable``). Both read only the trajectory's per-step losses.
+
+Statistics, for a run of n steps (w = max(3, n // 5) steps per window, the first max(3, n // 6) steps
+left out of the rise, where Adam's first steps may overshoot):
+
+- ``first``, ``last``: the medians of the first and of the last window (a median: one spike in a window
+  moves it not at all);
+- ``noise``: the step-to-step noise, 1.4826 x median |loss[t+1] - loss[t]| / sqrt(2) (robust: a spike is one
+  step among many);
+- ``z = (first - last) / noise``: the decrease in units of the noise; ``drop = (first - last) / first``;
+- ``chance``: ln C for a softmax cross-entropy over C classes, the loss of a network that predicts 1/C for
+  every class (what a network that learned nothing scores);
+- ``rise``: the largest one-step rise after the first steps, over ``first``.
+
+Calibration (TF 2.21, 2-core CPU, 30 steps, seeds 0, 1, 2, real MNIST; each run trained by
+``run_probe`` and the statistics computed from ``traj.loss``): the seed network under he_normal,
+glorot_uniform, truncated_normal (Adam 1e-3, dropout) and its seed_normal / seed_zero_conv1 runs, and
+fixtures/user_models compiled_keras:sgd_momentum, training_variants:regularized, :batchnorm,
+:mixed_policy (SGD 0.01 momentum 0.9 or Adam), subclassed:build, keras_convnet:build (suite Adam):
+33 runs. Healthy minimum z 5.19 (seed_zero_conv1 seed 0; healthy initializations >= 6.39), minimum drop
+0.045 (regularized seed 2), |last - chance| / chance >= 0.034 (regularized seed 2; N(0,1) runs end far
+above chance), maximum rise 0.173 (glorot_uniform seed 2). Broken runs (seed 0): Adam 0.01 / 0.03 /
+0.1 on the seed network and Keras Adam 0.1 / 0.03 end within 0.5% of ln 10 (stuck), plain SGD 1.0
+z -0.22, an 8-layer sigmoid MLP with N(0, 1) weights ends 1.1% above ln 10; SGD 0.2 momentum 0.9 rises
+1.23, SGD 0.5 momentum 0.9 0.557, plain SGD 0.5 0.659, plain SGD 2.0 to 1e24.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from training_health.checks.run_checks import NotApplicable, RunContext, run_check
+from training_health.errors import HealthCheckError
+
+MIN_DECREASE_Z = 2.5  # healthy minimum 5.19: margin 2.1x
+MIN_DROP = 0.015  # healthy minimum 0.045: margin 3x
+CHANCE_BAND = (-0.1, 0.01)  # (chance - last) / chance in here: ended at chance (healthy: <= -2470 or >= 0.034)
+MAX_RISE = 0.5  # one step's rise over the first window's level; healthy maximum 0.173: margin 2.9x
+MIN_STEPS = 10  # the suite's minimum --health-steps; with fewer, windows of 3 steps overlap
+# loss_decreases is judged from 30 steps on: the first 10 / 15 / 20 steps of the same 33 healthy runs give
+# minimum z 1.28 / 2.17 / 4.15, drop 0.8% / 1.6% / 3.0%, |last - chance| 0.3% / 0.4% / 1.5% of ln 10
+# (SGD 0.01 runs have hardly started): below 30 steps slow learning and no learning look alike.
+DECREASE_MIN_STEPS = 30
+
+
+def windows(steps: int) -> tuple[int, int]:
+    """(window length, warm-up steps left out of the rise)."""
+    return max(3, steps // 5), max(3, steps // 6)
+
+
+def loss_statistics(loss) -> dict:
+    loss = np.asarray(loss, np.float64)
+    w, warm = windows(len(loss))
+    first, last = float(np.median(loss[:w])), float(np.median(loss[-w:]))
+    noise = 1.4826 * float(np.median(np.abs(np.diff(loss)))) / math.sqrt(2)
+    rises = np.diff(loss[warm:])
+    at = int(np.argmax(rises)) + warm
+    return {
+        "window": w,
+        "first": first,
+        "last": last,
+        "noise": noise,
+        "z": (first - last) / noise if noise > 0 else (math.inf if first > last else 0.0),
+        "drop": (first - last) / first if first else 0.0,
+        "rise": float(rises[at - warm]) / first if first else 0.0,
+        "rise_step": at,
+    }
+
+
+def chance_loss(run: RunContext) -> float | None:
+    """ln C when the run's loss is a softmax cross-entropy over C classes, else None."""
+    recipe = (run.trajectory.recipe or "").lower()
+    if "binary" in recipe or not ("cross-entropy" in recipe or "crossentropy" in recipe):
+        return None
+    classes = getattr(run.data, "num_classes", None)
+    return math.log(classes) if classes and classes > 1 else None
+
+
+def _usable_loss(run: RunContext, min_steps: int = MIN_STEPS) -> np.ndarray:
+    loss = np.asarray(run.trajectory.loss, np.float64)
+    if loss.size < min_steps:
+        raise NotApplicable(
+            f"{loss.size} steps: judged from {min_steps} steps on (--health-steps {min_steps}); in fewer, "
+            "a healthy but slow run (SGD 0.01) has not yet moved its loss beyond its noise"
+        )
+    if not np.all(np.isfinite(loss)):
+        raise NotApplicable("the loss is not finite at every step: loss_finite reports it")
+    return loss
+
+
+def _curve(loss: np.ndarray, s: dict) -> str:
+    n = len(loss)
+    shown = ", ".join(f"{x:.4g}" for x in loss[: min(n, 6)])
+    return f"loss at steps 0-5: {shown}; median of steps 0-{s['window'] - 1} {s['first']:.4g}, " + (
+        f"of steps {n - s['window']}-{n - 1} {s['last']:.4g}; step-to-step noise {s['noise']:.3g}"
+    )
+
+
+@run_check("loss_decreases")
+def check_loss_decreases(run: RunContext) -> list[str]:
+    """The loss falls beyond its noise, and not merely to the loss of a network that learned nothing."""
+    loss = _usable_loss(run, DECREASE_MIN_STEPS)
+    s, chance, traj = loss_statistics(loss), chance_loss(run), run.trajectory
+    problems = []
+    if s["z"] < MIN_DECREASE_Z or s["drop"] < MIN_DROP:
+        problems.append(
+            f"the loss fell by {s['first'] - s['last']:.3g} ({s['drop']:.1%}, {s['z']:.2g}x its step-to-step noise); "
+            f"bound: >= {MIN_DECREASE_Z:g}x the noise and >= {MIN_DROP:.1%}"
+        )
+    if chance is not None and CHANCE_BAND[0] <= (chance - s["last"]) / chance < CHANCE_BAND[1]:
+        problems.append(
+            f"the loss ends at {s['last']:.4g}, the loss of a network that predicts 1/{round(math.exp(chance))} for "
+            f"every class (ln {round(math.exp(chance))} = {chance:.4g}): it has learned nothing (accuracy ~chance); "
+            f"bound: at least {CHANCE_BAND[1]:.0%} below it"
+        )
+    if not problems:
+        return []
+    cause, fix = not_learning_cause(traj, loss)
+    raise HealthCheckError(
+        f"loss_decreases: the network is not learning: {'; '.join(problems)}\n"
+        f"  context: {traj.config.context()}\n"
+        f"  {_curve(loss, s)}\n"
+        f"  likely cause: {cause}\n"
+        f"  fix: {fix}"
+    )
+
+
+@run_check("loss_stable")
+def check_loss_stable(run: RunContext) -> list[str]:
+    """The loss neither jumps up (oscillation) nor ends above where it started (divergence)."""
+    loss = _usable_loss(run)
+    s, traj = loss_statistics(loss), run.trajectory
+    problems = []
+    if s["rise"] > MAX_RISE:
+        at = s["rise_step"]
+        problems.append(
+            f"the loss jumps from {loss[at]:.4g} to {loss[at + 1]:.4g} at step {at + 1} "
+            f"(+{s['rise']:.0%} of its starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%} after step "
+            f"{windows(len(loss))[1]}): it oscillates"
+        )
+    if s["z"] <= -MIN_DECREASE_Z:
+        problems.append(
+            f"the loss rose from {s['first']:.4g} to {s['last']:.4g} ({-s['z']:.2g}x its step-to-step noise): "
+            "it diverges"
+        )
+    if not problems:
+        return []
+    raise HealthCheckError(
+        f"loss_stable: {'; '.join(problems)}\n"
+        f"  context: {traj.config.context()}\n"
+        f"  {_curve(loss, s)}\n"
+        "  likely cause: updates too large: the learning rate overshoots the minimum along the steepest "
+        "direction, so a step lands higher than the last\n"
+        f"  fix: {lr_fix(traj, 'lower')}"
+    )
+
+
+def lr_fix(traj, verb: str) -> str:
+    from training_health.checks.diagnosis import learning_rate, learning_rate_fix, optimizer_name
+
+    lr = learning_rate(traj)
+    target = None if lr is None else (lr / 10 if verb == "lower" else lr * 10)
+    fix = learning_rate_fix(traj, verb, target)
+    name = optimizer_name(traj)
+    return f"{fix} ({name})" if name else fix
+
+
+def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
+    """Why a run did not learn, from what the trajectory measured: the first premise that holds."""
+    from training_health.checks.diagnosis import (
+        MOSTLY_DEAD,
+        TYPICAL_UPDATE_RATIO,
+        dead_relu_origin,
+        kernel_scales,
+        oversized_kernels,
+        update_ratio,
+    )
+
+    oversized = oversized_kernels(traj)
+    if oversized:
+        listing = ", ".join(f"{k} {v:.1f}x" for k, v in oversized.items())
+        return (
+            f"oversized initialization, not vanishing gradients: init std far above the He std ({listing})",
+            "initialize the kernels with He normal (std sqrt(2 / fan-in)); the per-layer tests give each layer's std",
+        )
+    _, warm = windows(len(loss))
+    spike = int(np.argmax(loss[1 : warm + 1])) + 1
+    dead = {k: v for k, v in traj.dead_fraction_end.items() if v >= MOSTLY_DEAD}
+    if loss[spike] > 3 * loss[0]:
+        died = f"; after it {', '.join(f'{k} {v:.0%}' for k, v in dead.items())} of ReLU units are dead" if dead else ""
+        return (
+            f"updates too large: the loss jumped from {loss[0]:.4g} to {loss[spike]:.4g} at step {spike}{died}, "
+            "and the network never recovered",
+            lr_fix(traj, "lower"),
+        )
+    if dead:
+        layer, fraction = max(dead.items(), key=lambda kv: kv[1])
+        evidence, fix = dead_relu_origin(traj, layer, traj.dead_fraction_start.get(layer, 0.0), fraction)
+        cause = f"dead ReLUs: {fraction:.0%} of {layer}'s units output 0 on every probe image"
+        return "; ".join([cause, *evidence]), fix
+    kernels = [k for k in kernel_scales(traj) if traj.connected.get(k, True)]
+    norms = {k: float(np.median(traj.column("grad_norm", k))) for k in kernels}
+    if len(norms) > 1 and norms[kernels[-1]] > 0 and norms[kernels[0]] < 1e-3 * norms[kernels[-1]]:
+        return (
+            f"vanishing gradients: {kernels[0]}'s gradient norm (median {norms[kernels[0]]:.2g}) is "
+            f"{norms[kernels[0]] / norms[kernels[-1]]:.1g}x that of {kernels[-1]} ({norms[kernels[-1]]:.2g})",
+            "use ReLU activations with He initialization, or add BatchNormalization between the layers",
+        )
+    ratios = [r for k in kernels if (r := update_ratio(traj, k)) is not None]
+    if ratios and float(np.median(ratios)) < TYPICAL_UPDATE_RATIO / 30:
+        return (
+            f"updates too small: median update/weight ratio {float(np.median(ratios)):.2g} per step "
+            f"(typical {TYPICAL_UPDATE_RATIO:g})",
+            lr_fix(traj, "raise"),
+        )
+    return (
+        "no single cause stands out in the per-layer measurements",
+        "see the per-layer tests (pytest -k layer_updates), overfit_batch (a network that cannot fit 16 examples "
+        "has a bug in its model or loss) and batch_independence (a model that mixes examples cannot learn them)",
+    )

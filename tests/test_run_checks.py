@@ -1,0 +1,122 @@
+"""Run-level checks during the run (issue 16 item 2): the loss decreases beyond its noise and is stable,
+one batch of 16 can be overfit by the run's own training, examples do not mix across the batch.
+
+Each check passes on healthy runs (the seed network's healthy initializations, Keras models trained with
+SGD or Adam, with dropout and BatchNorm) and fails on a broken one with the cause and a fix quoting the
+run's own optimizer and learning rate: real MNIST, real training (fixtures/user_models/run_faults.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from training_health.checks.run_checks import RUN_CHECKS, NotApplicable, RunContext, run_check_names
+from training_health.errors import HealthCheckError
+from training_health.probe.training_probe import ProbeConfig
+
+FAULTS = "fixtures.user_models.run_faults:"
+run_check_names()  # registers every run check (their modules are imported on demand)
+NEW_CHECKS = ("loss_decreases", "loss_stable", "overfit_batch", "batch_independence")
+
+
+def context(health_trajectories, health_training_data, health_thresholds, config: ProbeConfig) -> RunContext:
+    return RunContext(
+        trajectory=health_trajectories.get(config),
+        data=health_training_data,
+        thresholds=health_thresholds,
+        trained_model=lambda: health_trajectories.trained_model(config),
+        fresh_model=config.build_model,
+    )
+
+
+def failure(run: RunContext, check: str) -> str:
+    with pytest.raises(HealthCheckError) as caught:
+        RUN_CHECKS[check](run)
+    return str(caught.value)
+
+
+def test_new_checks_are_registered():
+    assert set(NEW_CHECKS) <= set(run_check_names())
+
+
+HEALTHY = [
+    ProbeConfig(initializer="he_normal"),
+    ProbeConfig(initializer="glorot_uniform", seed=1),
+    ProbeConfig(model="fixtures.user_models.compiled_keras:sgd_momentum", initializer="default"),
+    ProbeConfig(model="fixtures.user_models.training_variants:batchnorm", initializer="default", seed=2),
+]
+
+
+@pytest.mark.parametrize("config", HEALTHY, ids=lambda c: c.id)
+def test_healthy_runs_pass_every_run_check(health_trajectories, health_training_data, health_thresholds, config):
+    run = context(health_trajectories, health_training_data, health_thresholds, config)
+    for check in NEW_CHECKS:
+        assert RUN_CHECKS[check](run) == [], check
+
+
+def test_stuck_network_fails_loss_decreases_naming_its_learning_rate(
+    health_trajectories, health_training_data, health_thresholds
+):
+    """Adam 0.01 on the seed network: the loss spikes to ~70 at step 1, every fc1 unit dies, the loss stays at
+    ln 10 (accuracy ~10%): the classic "stuck at chance" network."""
+    run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(learning_rate=0.01))
+    message = failure(run, "loss_decreases")
+    assert "the loss of a network that predicts 1/10 for every class (ln 10 = 2.303)" in message, message
+    jumped = r"updates too large: the loss jumped from 2.84 to 7\d\.\d+ at step 1; after it \w+ 100% of ReLU"
+    assert re.search(jumped, message), message
+    assert "fix: lower the learning rate from 0.01 to ~0.001 (TF1 Adam)" in message, message
+
+
+def test_oscillating_loss_fails_loss_stable_naming_its_learning_rate(
+    health_trajectories, health_training_data, health_thresholds
+):
+    config = ProbeConfig(model=FAULTS + "oscillating", initializer="default")
+    message = failure(context(health_trajectories, health_training_data, health_thresholds, config), "loss_stable")
+    assert "it oscillates" in message and "updates too large" in message, message
+    assert "fix: lower the learning rate from 0.2 to ~0.02 (SGD)" in message, message
+
+
+def test_model_that_cannot_fit_16_examples_fails_overfit_batch(
+    health_trajectories, health_training_data, health_thresholds
+):
+    """Every unit of dense0's Activation("relu") is dead: the logits are the same for every image."""
+    config = ProbeConfig(model=FAULTS + "dead_activation_layers", initializer="default")
+    message = failure(context(health_trajectories, health_training_data, health_thresholds, config), "overfit_batch")
+    assert "after 200 steps on the same 16 examples the model classifies" in message, message
+    assert "likely cause: dead ReLUs: 100% of dense" in message and "fix: start dense" in message, message
+
+
+def test_model_mixing_examples_fails_batch_independence(health_trajectories, health_training_data, health_thresholds):
+    config = ProbeConfig(model=FAULTS + "mixes_batch", initializer="default")
+    run = context(health_trajectories, health_training_data, health_thresholds, config)
+    message = failure(run, "batch_independence")
+    assert "logits depend on example" in message and "mixes examples across the batch" in message, message
+    assert "fix: keep the batch axis first" in message, message
+
+
+def test_seed_normal_run_checks_agree_with_its_verdict(health_trajectories, health_training_data, health_thresholds):
+    """The question's N(0, 1) network: its loss falls (from ~1e5) and it can fit 16 examples; none of the run
+    checks contradicts "oversized initialization, not vanishing gradients"."""
+    run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(initializer="seed_normal"))
+    for check in NEW_CHECKS:
+        try:
+            assert RUN_CHECKS[check](run) == [], check
+        except HealthCheckError as err:
+            assert "oversized initialization, not vanishing gradients" in str(err), err
+            assert "vanishing gradients:" not in str(err).replace("not vanishing gradients", ""), err
+
+
+def test_too_few_steps_is_not_applicable(health_trajectories, health_training_data, health_thresholds):
+    from training_health.checks.loss_curve import DECREASE_MIN_STEPS, MIN_STEPS
+
+    run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(initializer="he_normal"))
+    loss = run.trajectory.loss
+    run.trajectory = type("Short", (), {"loss": loss[: DECREASE_MIN_STEPS - 1], "config": run.config})()
+    with pytest.raises(NotApplicable, match="judged from 30 steps on"):
+        RUN_CHECKS["loss_decreases"](run)
+    assert RUN_CHECKS["loss_stable"](run) == []
+    run.trajectory.loss = loss[: MIN_STEPS - 1]
+    with pytest.raises(NotApplicable, match="judged from 10 steps on"):
+        RUN_CHECKS["loss_stable"](run)
