@@ -34,6 +34,14 @@ class SessionReport:
         self.checked: set[str] = set()
         self.skip_reasons: Counter[str] = Counter()
         self.baselines: dict[str, str] = {}
+        self.notes: dict[str, list[str]] = {}  # TrainingHealthWarning message -> test ids that warned
+
+    def pytest_warning_recorded(self, warning_message, when, nodeid, location) -> None:
+        """A finding that does not stop learning (``checks/severity.py``): listed in the summary's notes."""
+        from training_health.errors import TrainingHealthWarning
+
+        if issubclass(warning_message.category, TrainingHealthWarning):
+            self.notes.setdefault(str(warning_message.message), []).append(nodeid)
 
     def pytest_runtest_logreport(self, report) -> None:
         if MARK not in report.keywords:
@@ -63,12 +71,24 @@ class SessionReport:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.is_controller():
             return
+        if self.notes:
+            self.write_notes(terminalreporter)
         if self.baselines:
             terminalreporter.section("training health: dynamics baselines written")
             for path, what in sorted(self.baselines.items()):
                 terminalreporter.write_line(f"{what:>9s}  {path}")
         if self.nothing_checked():
             self.write_nothing_checked(terminalreporter)
+
+    def write_notes(self, terminalreporter) -> None:
+        terminalreporter.section("training health: notes (warnings, not failures)", yellow=True)
+        for message, nodeids in self.notes.items():
+            test = nodeids[0].rsplit("::", 1)[-1]
+            terminalreporter.write_line(f"{test}: {message}")
+        terminalreporter.write_line(
+            f"{len(self.notes)} finding(s) that do not stop learning; the tests passed. "
+            "Each says what it measured and what to change if you want it gone."
+        )
 
     def write_nothing_checked(self, terminalreporter) -> None:
         allowed = self.config.getoption("health_allow_skipped")
