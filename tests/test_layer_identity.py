@@ -73,3 +73,15 @@ def test_calibrate_on_a_model_with_automatic_names(tmp_path):
     thresholds = load_thresholds(out).for_model(UNNAMED)
     assert set(thresholds.data["grad_norm"]) == set(EXPECTED)
     assert set(thresholds.data["dead_fraction"]) == {"conv2d", "conv2d_1"}
+
+
+LINEAR = ("linear", "linear_1", "linear_2")
+
+
+def test_unnamed_weights_of_a_custom_layer_keep_their_names_across_builds():
+    """Keras 3 names add_weight() without a name variable, variable_1, ... per process."""
+    factory = resolve_factory("fixtures.healthy_models.custom_layer:build")
+    names = [list(model_variables(factory("default", 0)).weights) for _ in range(2)]
+    assert names[0] == names[1]
+    # Keras 3: linear/variable, linear/variable_1; Keras 2 names them Variable, Variable_ (made unique here)
+    assert {n.lower().rstrip("_1") for n in names[0]} == {f"mlp_block/{layer}/variable" for layer in LINEAR}, names[0]

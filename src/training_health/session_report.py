@@ -37,6 +37,14 @@ class SessionReport:
         self.skip_reasons: Counter[str] = Counter()
         self.baselines: dict[str, str] = {}
         self.by_seed: dict[str, dict[str, str]] = {}  # test id without its seed -> {seed: outcome}
+        self.notes: dict[str, list[str]] = {}  # TrainingHealthWarning message -> test ids that warned
+
+    def pytest_warning_recorded(self, warning_message, when, nodeid, location) -> None:
+        """A finding that does not stop learning (``checks/severity.py``): listed in the summary's notes."""
+        from training_health.errors import TrainingHealthWarning
+
+        if issubclass(warning_message.category, TrainingHealthWarning):
+            self.notes.setdefault(str(warning_message.message), []).append(nodeid)
 
     def pytest_runtest_logreport(self, report) -> None:
         if MARK not in report.keywords:
@@ -85,6 +93,8 @@ class SessionReport:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.is_controller():
             return
+        if self.notes:
+            self.write_notes(terminalreporter)
         if self.baselines:
             terminalreporter.section("training health: dynamics baselines written")
             for path, what in sorted(self.baselines.items()):
@@ -101,6 +111,16 @@ class SessionReport:
             terminalreporter.write_line(line)
         if not verdicts:
             terminalreporter.write_line(f"{len(self.by_seed)} tests passed at every seed")
+
+    def write_notes(self, terminalreporter) -> None:
+        terminalreporter.section("training health: notes (warnings, not failures)", yellow=True)
+        for message, nodeids in self.notes.items():
+            test = nodeids[0].rsplit("::", 1)[-1]
+            terminalreporter.write_line(f"{test}: {message}")
+        terminalreporter.write_line(
+            f"{len(self.notes)} finding(s) that do not stop learning; the tests passed. "
+            "Each says what it measured and what to change if you want it gone."
+        )
 
     def write_nothing_checked(self, terminalreporter) -> None:
         allowed = self.config.getoption("health_allow_skipped")

@@ -41,32 +41,39 @@ def tf_variable(variable):
 
 def _unique_names(variables, prefix: str, renames: dict | None = None) -> list[str]:
     """Readable, unique "layer/param" names; ``renames`` maps Keras' numbered layer names to canonical ones."""
-    names, renames = [], dict(renames or {})
+    names, renames, numbered = [], dict(renames or {}), {}
     for variable in variables:
         name = variable_name(variable)
         # Keras numbers its models (sequential, sequential_1, ...): names must not depend on build order.
         name = name[len(prefix) :] if prefix and name.startswith(prefix) else name
-        name = "/".join(_canonical_segment(part, renames) for part in name.split("/"))
+        parts: list[str] = []
+        for part in name.split("/"):
+            parts.append(_canonical_segment(part, renames, "/".join(parts), numbered))
+        name = "/".join(parts)
         while name in names:  # Keras 2 may repeat short names across layers.
             name += "_"
         names.append(name)
     return names
 
 
-# Keras 3 numbers the seed generators of Dropout etc. per process too (seed_generator_3/...): not layers.
-_NUMBERED_OBJECTS = re.compile(r"^(seed_generator)(_\d+)?$")
+# Keras 3 numbers per process what is not a layer too: the seed generators of Dropout etc.
+# (seed_generator_3/...) and weights a custom layer adds without a name (add_weight(): variable_5).
+_NUMBERED_OBJECTS = re.compile(r"^(seed_generator|variable)(_\d+)?$")
 
 
-def _canonical_segment(part: str, renames: dict) -> str:
-    """``part`` renamed; a numbered non-layer object gets the next free number in the order met."""
+def _canonical_segment(part: str, renames: dict, parent: str, numbered: dict) -> str:
+    """``part`` renamed: a layer by ``renames``; a numbered non-layer object by its order among the objects
+    of its kind under the same parent (linear/variable, linear/variable_1, ...)."""
     if part in renames:
         return renames[part]
     match = _NUMBERED_OBJECTS.match(part)
-    if match:
-        taken = sum(1 for old in renames if _NUMBERED_OBJECTS.match(old))
-        renames[part] = match.group(1) + (f"_{taken}" if taken else "")
-        return renames[part]
-    return part
+    if not match:
+        return part
+    kind = (parent, match.group(1))
+    seen = numbered.setdefault(kind, {})
+    if part not in seen:
+        seen[part] = match.group(1) + (f"_{len(seen)}" if seen else "")
+    return seen[part]
 
 
 def _snake_cases(class_name: str) -> set[str]:
