@@ -3,8 +3,7 @@ written as its public source writes it, passes the installed plugin's checks fro
 repository: exit status 0, readable test ids (the layer names a fresh process gives).
 
 Each model is one pytest session (``python -m pytest --health-model ... --health-devices cpu``), two at a
-time. Models that need the loss/label/head support of branch ``losses`` (one-hot labels, a binary or a
-regression head, a loss given by its class name) are expected to fail until it is merged.
+time.
 ``python tests/test_healthy_corpus.py`` prints the table: model, exit status, verdict, time.
 """
 
@@ -22,34 +21,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "fixtures.healthy_models"
-NEEDS_LOSSES = "needs branch losses"
-
-# model -> (extra options, needs the losses branch)
+# model -> its options (data, train step, batch size: as its public source trains it)
 CORPUS = {
-    "mnist_convnet": (["--health-data", f"{PACKAGE}.mnist_convnet:data"], True),
-    "quickstart_beginner": (["--health-batch-size", "32"], False),
-    "quickstart_beginner_class_name": (["--health-batch-size", "32"], True),
-    "quickstart_expert": (
-        ["--health-train-step", f"{PACKAGE}.quickstart_expert:train_step", "--health-batch-size", "32"]
-        + ["--health-inits", "first,second"],  # two runs: one module-level optimizer serves both
-        False,
-    ),
-    "training_loop_from_scratch": (
-        ["--health-data", f"{PACKAGE}.training_loop_from_scratch:data", "--health-batch-size", "64"]
-        + ["--health-train-step", f"{PACKAGE}.training_loop_from_scratch:train_step"],
-        False,
-    ),
-    "functional_guide": (["--health-data", f"{PACKAGE}.functional_guide:data", "--health-batch-size", "64"], False),
-    "small_resnet": (["--health-batch-size", "64"], False),
-    "lstm_rows": (["--health-data", f"{PACKAGE}.lstm_rows:data", "--health-batch-size", "64"], False),
-    "gru_rows": (["--health-batch-size", "64"], False),
-    "separable_convnet": ([], False),
-    "custom_layer": (["--health-batch-size", "64"], False),
-    "l2_convnet": ([], False),
-    "cnn_tutorial": (["--health-batch-size", "32"], False),
-    "basic_classification": (["--health-batch-size", "256"], False),
-    "binary_zero": (["--health-data", f"{PACKAGE}.binary_zero:data"], True),
-    "regression_ink": (["--health-data", f"{PACKAGE}.regression_ink:data"], True),
+    "mnist_convnet": ["--health-data", f"{PACKAGE}.mnist_convnet:data"],
+    "quickstart_beginner": ["--health-batch-size", "32"],
+    "quickstart_beginner_class_name": ["--health-batch-size", "32"],
+    "quickstart_expert": ["--health-train-step", f"{PACKAGE}.quickstart_expert:train_step", "--health-batch-size", "32"]
+    + ["--health-inits", "first,second"],  # two runs: one module-level optimizer serves both
+    "training_loop_from_scratch": ["--health-data", f"{PACKAGE}.training_loop_from_scratch:data"]
+    + ["--health-batch-size", "64", "--health-train-step", f"{PACKAGE}.training_loop_from_scratch:train_step"],
+    "functional_guide": ["--health-data", f"{PACKAGE}.functional_guide:data", "--health-batch-size", "64"],
+    "small_resnet": ["--health-batch-size", "64"],
+    "lstm_rows": ["--health-data", f"{PACKAGE}.lstm_rows:data", "--health-batch-size", "64"],
+    "gru_rows": ["--health-batch-size", "64"],
+    "separable_convnet": [],
+    "custom_layer": ["--health-batch-size", "64"],
+    "l2_convnet": [],
+    "cnn_tutorial": ["--health-batch-size", "32"],
+    "basic_classification": ["--health-batch-size", "256"],
+    "binary_zero": ["--health-data", f"{PACKAGE}.binary_zero:data"],
+    "regression_ink": ["--health-data", f"{PACKAGE}.regression_ink:data"],
 }
 COMMON = ["--health-devices", "cpu", "-p", "no:cacheprovider", "-q", "-rA"]
 TEST_ID = re.compile(r"(?:PASSED|FAILED|ERROR) \S*::(test_\w+\[[^\]]*\])")
@@ -57,7 +48,7 @@ TEST_ID = re.compile(r"(?:PASSED|FAILED|ERROR) \S*::(test_\w+\[[^\]]*\])")
 
 def run_model(name: str, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    options, _ = CORPUS[name]
+    options = CORPUS[name]
     command = [sys.executable, "-m", "pytest", "--health-model", f"{PACKAGE}.{name}:build", *options, *COMMON]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     began = time.perf_counter()
@@ -82,8 +73,7 @@ def run_corpus(base: Path, names=None, workers: int = 2) -> dict[str, dict]:
 def table(results: dict[str, dict]) -> str:
     rows = [f"{'model':32s} {'exit':>4s}  {'time':>6s}  verdict"]
     for name, r in results.items():
-        mark = f"  (xfail: {NEEDS_LOSSES})" if CORPUS[name][1] else ""
-        rows.append(f"{name:32s} {r['status']:>4d}  {r['seconds']:5.1f}s  {r['verdict']}{mark}")
+        rows.append(f"{name:32s} {r['status']:>4d}  {r['seconds']:5.1f}s  {r['verdict']}")
     return "\n".join(rows)
 
 
@@ -110,13 +100,7 @@ def expected_layers(name: str) -> set[str]:
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=NEEDS_LOSSES, strict=False)) if losses else n
-        for n, (_, losses) in CORPUS.items()
-    ],
-)
+@pytest.mark.parametrize("name", list(CORPUS))
 def test_healthy_model_passes_from_outside_the_repository(corpus, name):
     result = corpus[name]
     assert result["status"] == 0, f"{name}: exit {result['status']}\n{result['output'][-5000:]}"

@@ -84,7 +84,8 @@ def test_model_that_cannot_fit_16_examples_fails_overfit_batch(
     """Every unit of dense0's Activation("relu") is dead: the logits are the same for every image."""
     config = ProbeConfig(model=FAULTS + "dead_activation_layers", initializer="default")
     message = failure(context(health_trajectories, health_training_data, health_thresholds, config), "overfit_batch")
-    assert "after 200 steps on the same 16 examples the model classifies" in message, message
+    assert "after 200 steps on the same 16 examples the training loss kept" in message, message
+    assert "no more than the 4 that one constant answer gets" in message, message
     assert "likely cause: dead ReLUs: 100% of dense" in message and "fix: start dense" in message, message
 
 

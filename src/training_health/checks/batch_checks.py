@@ -44,73 +44,124 @@ def _batch(run: RunContext, n: int):
     return images, labels
 
 
+FITS, SLOW, STUCK = "fits", "slow", "stuck"
+# Fits: all 16 right in inference mode, or the training-mode loss (last 5 steps against step 0) fell to
+# <= 20% of its start. BatchNorm models are judged by the training loss: their moving statistics lag 200
+# steps on 16 examples (measured: small_resnet inference loss 2.30 -> 2.47 while its training loss fell
+# 2.36 -> 0.016). Slow: not fitted, but it gets more of them right than the most common label alone
+# would (its predictions depend on the input: it learns): fixtures/healthy_models/training_loop_from_scratch
+# (SGD 1e-3, the Keras guide's rate) 7 of 16 right after 200 steps, loss 2.41 -> 2.05; separable_convnet
+# (a plateau at ln 10 for its first ~100 steps) 8 of 16. Stuck: no better than that constant answer, as
+# run_faults:dead_activation_layers (every unit dead: the same logits for every image).
+FIT_LEFT = 0.2
+
+
+def fit_verdict(fit: dict) -> str:
+    if fit["correct"] == OVERFIT_EXAMPLES or fit["left"] <= FIT_LEFT:
+        return FITS
+    return SLOW if fit["correct"] > fit["constant_correct"] else STUCK
+
+
 @run_check("overfit_batch")
 def check_overfit_batch(run: RunContext) -> list[str]:
-    """The run's own training fits 16 examples (all classified right) within MAX_STEPS steps."""
+    """The run's own training fits 16 examples within MAX_STEPS steps; a model that learns them slowly is a
+    note, one that cannot lower their loss is broken."""
     fit = fit_one_batch(run)
-    if fit["correct"] == OVERFIT_EXAMPLES:
+    verdict = fit_verdict(fit)
+    if verdict == FITS:
         return []
     curve, config = fit["curve"], run.config
+    measured = (
+        f"training loss on the batch: step 0 {curve[0]:.4g}, step {len(curve) // 2} {curve[len(curve) // 2]:.4g}, "
+        f"step {len(curve) - 1} {curve[-1]:.4g} ({fit['left']:.0%} of its start left); in inference mode loss "
+        f"{fit['initial_loss']:.4g} -> {fit['loss']:.4g}, right {fit['initial_correct']} -> {fit['correct']}"
+    )
+    if verdict == SLOW:
+        return [
+            f"the model learns {OVERFIT_EXAMPLES} examples slowly: {measured}; healthy models fit them within "
+            f"{HEALTHY_MAX_STEPS} steps. It learns, so this is not a failure; a slow start (a plateau at chance) "
+            "often ends after more steps: give --health-steps 100 to see the run leave it"
+        ]
     cause, fix = _cause(run.trajectory)
     raise HealthCheckError(
-        f"overfit_batch: after {fit['steps']} steps on the same {OVERFIT_EXAMPLES} examples the model classifies "
-        f"{fit['correct']} of {OVERFIT_EXAMPLES} right (bound: all {OVERFIT_EXAMPLES} within {MAX_STEPS} steps; "
-        f"healthy models need at most {HEALTHY_MAX_STEPS})\n"
+        f"overfit_batch: after {fit['steps']} steps on the same {OVERFIT_EXAMPLES} examples the training loss "
+        f"kept {fit['left']:.0%} of its start and the model classifies {fit['correct']} of {OVERFIT_EXAMPLES} "
+        f"right, no more than the {fit['constant_correct']} that one constant answer gets: its predictions do not "
+        f"depend on the input (bound: the loss falls below {FIT_LEFT:.0%} of its start, or all {OVERFIT_EXAMPLES} "
+        f"right, within {MAX_STEPS} steps; healthy models fit them within {HEALTHY_MAX_STEPS})\n"
         f"  context: {config.context()}\n"
-        f"  training loss on the batch: step 0 {curve[0]:.4g}, step {len(curve) // 2} {curve[len(curve) // 2]:.4g}, "
-        f"step {len(curve) - 1} {curve[-1]:.4g}; in inference mode loss {fit['initial_loss']:.4g} -> "
-        f"{fit['loss']:.4g}, right {fit['initial_correct']} -> {fit['correct']}\n"
+        f"  {measured}\n"
         f"  likely cause: {cause}\n"
         f"  fix: {fix}"
     )
 
 
 def fit_one_batch(run: RunContext, max_steps: int = MAX_STEPS) -> dict:
-    """Train a fresh model the run's way on one batch of 16 until it classifies all 16 right (or max_steps)."""
+    """Train a fresh model the run's way on one batch of 16 until it fits (or max_steps); measured once per run.
+
+    The probe's own loop machinery trains it (``probe_loop``): a train step whose optimizer lives at module
+    level trains the model it was built for, with the fresh model's values loaded, as every run does.
+    """
+    cache = run.trajectory.derived
+    if "fit_one_batch" not in cache:
+        cache["fit_one_batch"] = _fit_one_batch(run, max_steps)
+    return cache["fit_one_batch"]
+
+
+def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
+    import dataclasses
+
     import tensorflow as tf
 
-    from training_health.model.train_step import training_step
     from training_health.model.user_model import ensure_built
-    from training_health.model.variables import model_variables
     from training_health.probe.devices import device_name
-    from training_health.probe.training_loop import compile_training_loop, needs_autograph
+    from training_health.probe.training_loop import probe_loop
 
-    config = run.config
+    config = dataclasses.replace(run.config, batch_size=OVERFIT_EXAMPLES)
     images, labels = _batch(run, OVERFIT_EXAMPLES)
+    kind = run.trajectory.loss_kind
     with tf.device(device_name(config.device)):
-        model = run.fresh_model()
+        fresh = run.fresh_model()
         x = run.data.to_model_input(images)
-        ensure_built(model, x[:1], config.model)
-        variables = model_variables(model)
-        step = training_step(model, variables.weights, variables.trainable, config.train_step, config.learning_rate)
-        train = compile_training_loop(
-            step,
-            list(variables.weights.values()),
-            config.mode,
-            [],
-            instrument=False,
-            to_input=run.data.to_model_input,
-            autograph=needs_autograph(model, config.train_step),
-        )
-        batches = tf.constant(np.stack([images] * CHUNK)), tf.constant(np.stack([labels] * CHUNK))
-        kind = run.trajectory.loss_kind
-        initial_loss, initial_correct = _batch_loss_and_correct(model, x, labels, kind)
-        steps, losses = 0, []
-        while steps < max_steps:
-            chunk_loss, _ = train(*batches)
-            losses.append(chunk_loss.numpy())
-            steps += CHUNK
-            loss, correct = _batch_loss_and_correct(model, x, labels, kind)
-            if correct == OVERFIT_EXAMPLES:
-                break
+        ensure_built(fresh, x[:1], config.model)
+        loop = probe_loop(config, fresh, run.data.to_model_input)
+        loop.load(fresh)
+        try:
+            batches = tf.constant(np.stack([images] * CHUNK)), tf.constant(np.stack([labels] * CHUNK))
+            loop.prepare(*batches)
+            initial_loss, initial_correct = _batch_loss_and_correct(loop.model, x, labels, kind)
+            steps, losses = 0, []
+            while steps < max_steps:
+                chunk_loss, _ = loop.run_steps(*batches)
+                losses.append(chunk_loss.numpy())
+                steps += CHUNK
+                loss, correct = _batch_loss_and_correct(loop.model, x, labels, kind)
+                curve = np.concatenate(losses)
+                left = float(np.mean(curve[-5:]) / curve[0]) if curve[0] > 0 else 1.0
+                if correct == OVERFIT_EXAMPLES or left <= FIT_LEFT:
+                    break
+        finally:
+            loop.give_back(fresh)
     return {
         "steps": steps,
         "correct": correct,
+        "constant_correct": _constant_correct(labels, kind),
         "loss": loss,
         "initial_loss": initial_loss,
         "initial_correct": initial_correct,
-        "curve": np.concatenate(losses),
+        "curve": curve,
+        "left": left,
     }
+
+
+def _constant_correct(labels, kind) -> int:
+    """How many of the batch one constant answer gets right: the most common label (row)."""
+    labels = np.asarray(labels)
+    if kind.classifies:
+        ids = labels if labels.ndim == 1 else labels.argmax(-1)
+        return int(np.bincount(ids.astype(np.int64)).max())
+    rows = (labels.reshape(len(labels), -1) > 0.5).astype(np.int8)
+    return int(np.unique(rows, axis=0, return_counts=True)[1].max())
 
 
 def _batch_loss_and_correct(model, x, labels, kind) -> tuple[float, int]:
