@@ -122,3 +122,19 @@ def test_every_spelling_of_categorical_crossentropy_trains_the_same(suite_runs):
     reference = np.array(suite_runs("one_hot_softmax_categorical_crossentropy")[1]["loss"])
     for case in ("class_name_string_on_class_ids", "loss_function_object", "logits_from_logits_true"):
         np.testing.assert_allclose(suite_runs(case)[1]["loss"], reference, rtol=2e-3, err_msg=case)
+
+
+def test_uncompiled_model_on_one_hot_data_trains_on_the_class_ids(health_mnist):
+    """The suite's own recipe (softmax cross-entropy on class ids) takes one-hot data as their argmax:
+    the same run as on the ids themselves."""
+    from training_health.data.user_data import TrainingData
+    from training_health.probe.training_probe import ProbeConfig, run_probe
+
+    images = (health_mnist.train_images[:2000].astype("float32") / 255.0)[..., None]
+    ids = health_mnist.train_labels[:2000]
+    config = ProbeConfig(model="fixtures.user_models.keras_convnet:build", initializer="default", steps=10)
+    runs = [
+        run_probe(config, TrainingData(images, labels, "test")) for labels in (ids, np.eye(10, dtype="float32")[ids])
+    ]
+    assert runs[1].recipe == "TF1 Adam lr=0.001, softmax cross-entropy"
+    np.testing.assert_allclose(runs[1].loss, runs[0].loss, rtol=1e-6)
