@@ -108,6 +108,21 @@ BROKEN = {
             "fix: remove the softmax at the end of the model",
         ],
     ),
+    "double_sigmoid": (
+        f"{BAD_DATA}:double_sigmoid",
+        f"{HEADS}:zero_vs_rest_data",
+        "initial_loss",
+        [r"double sigmoid: the model outputs probabilities", "fix: remove the sigmoid at the end of the model"],
+    ),
+    "logits_as_probabilities": (
+        f"{BAD_DATA}:logits_as_probabilities",
+        None,
+        "initial_loss",
+        [
+            r"reads probabilities \(from_logits=False\) but the model's outputs are not rows in \[0, 1\] summing to 1",
+            r"fix: compile the loss with from_logits=True, or end the model with a softmax",
+        ],
+    ),
 }
 
 
