@@ -33,6 +33,19 @@ def test_data_checks_are_registered():
     assert {"input_scale", "labels", "initial_loss"} <= set(run_check_names())
 
 
+def test_inputs_the_model_scales_or_reads_as_ids_are_not_judged_by_their_scale():
+    import tensorflow as tf
+
+    from training_health.checks.data_checks import scales_its_inputs
+
+    layers = tf.keras.layers
+    rescaled = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Conv2D(4, 3)])
+    tokens = tf.keras.Sequential([tf.keras.Input((20,)), layers.Embedding(1000, 8), layers.LSTM(4), layers.Dense(2)])
+    plain = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), layers.Conv2D(4, 3), layers.Rescaling(1 / 255)])
+    assert "Rescaling" in scales_its_inputs(rescaled) and "Embedding" in scales_its_inputs(tokens)
+    assert scales_its_inputs(plain) is None  # a scaling after the first weighted layer comes too late
+
+
 def test_untrained_loss_is_ln_c_for_small_logits_and_grows_with_their_spread():
     assert untrained_cross_entropy(1e-6, 10, binary=False) == pytest.approx(math.log(10), rel=1e-4)
     assert untrained_cross_entropy(1e-6, 1, binary=True) == pytest.approx(math.log(2), rel=1e-4)
