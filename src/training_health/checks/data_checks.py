@@ -352,8 +352,13 @@ def _initial_loss_cause(run: RunContext, observed: float, expected: float, ratio
             "fix: average over the batch (reduction='sum_over_batch_size', the Keras default, or tf.reduce_mean "
             "instead of tf.reduce_sum)",
         ]
+    scale = (
+        f"logits at a normal scale (std {logit_std:.3g})"
+        if math.isfinite(logit_std)
+        else f"outputs at the scale measured (RMS {traj.outputs_start['rms']:.3g})"
+    )
     return [
-        f"cause: logits at a normal scale (std {logit_std:.3g}), yet the loss is {ratio:.3g}x what they give: the loss "
+        f"cause: {scale}, yet the loss is {ratio:.3g}x what they give: the loss "
         "is scaled up (a weight on it, a sum over outputs or positions), or the labels are not in the form it reads "
         f"(encoding: {run.data.label_encoding}; loss: {kind.describe()})",
         "fix: compute the loss as the mean over the batch of each example's loss, on labels in the form it reads",
