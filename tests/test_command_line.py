@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from training_health.checks.run_checks import run_check_names
 from training_health.probe.devices import GPU_MISSING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +50,11 @@ def test_all_health_tests_skipped_fails_and_says_why(tmp_path):
         "--health-suite", "--health-inits", "he_normal", "-k", "gpu and test_layer_updates", "-q", cwd=tmp_path
     )
     assert result.returncode == 1, result.stdout[-3000:]
-    assert "training health: nothing was checked" in result.stdout and "4 skipped" in result.stdout
-    assert f"All 4 selected health tests skipped:\n  4 x {GPU_MISSING}" in result.stdout, result.stdout[-3000:]
+    cell = 4 + len(run_check_names())  # 4 layers + the run-level checks
+    assert "training health: nothing was checked" in result.stdout and f"{cell} skipped" in result.stdout
+    assert f"All {cell} selected health tests skipped:\n  {cell} x {GPU_MISSING}" in result.stdout, result.stdout[
+        -3000:
+    ]
     assert "pass --health-allow-skipped to accept it" in result.stdout
     assert not (tmp_path / "probe-output").exists()  # skipped at setup: nothing trained
 

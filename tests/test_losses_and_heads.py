@@ -122,3 +122,32 @@ def test_every_spelling_of_categorical_crossentropy_trains_the_same(suite_runs):
     reference = np.array(suite_runs("one_hot_softmax_categorical_crossentropy")[1]["loss"])
     for case in ("class_name_string_on_class_ids", "loss_function_object", "logits_from_logits_true"):
         np.testing.assert_allclose(suite_runs(case)[1]["loss"], reference, rtol=2e-3, err_msg=case)
+
+
+def test_uncompiled_model_on_one_hot_data_trains_on_the_class_ids(health_mnist):
+    """The suite's own recipe (softmax cross-entropy on class ids) takes one-hot data as their argmax:
+    the same run as on the ids themselves."""
+    from training_health.data.user_data import TrainingData
+    from training_health.probe.training_probe import ProbeConfig, run_probe
+
+    images = (health_mnist.train_images[:2000].astype("float32") / 255.0)[..., None]
+    ids = health_mnist.train_labels[:2000]
+    config = ProbeConfig(model="fixtures.user_models.keras_convnet:build", initializer="default", steps=10)
+    runs = [
+        run_probe(config, TrainingData(images, labels, "test")) for labels in (ids, np.eye(10, dtype="float32")[ids])
+    ]
+    assert runs[1].recipe == "TF1 Adam lr=0.001, softmax cross-entropy"
+    np.testing.assert_allclose(runs[1].loss, runs[0].loss, rtol=1e-6)
+
+
+def test_data_functions_keep_one_hot_labels_from_arrays_and_datasets(health_mnist):
+    """One-hot labels survive arrays, single-example Datasets and batched ones (drop_remainder too)."""
+    from training_health.data.user_data import _arrays_from
+
+    images = (health_mnist.train_images[:300].astype("float32") / 255.0)[..., None]
+    one_hot = np.eye(10, dtype="float32")[health_mnist.train_labels[:300]]
+    slices = tf.data.Dataset.from_tensor_slices((images, one_hot))
+    for returned in ((images, one_hot), slices, slices.batch(32), slices.batch(100, drop_remainder=True)):
+        got_images, labels = _arrays_from(returned, "mine:data", "--health-data")
+        assert got_images.shape == (300, 28, 28, 1) and labels.shape == (300, 10), type(returned)
+        np.testing.assert_array_equal(labels, one_hot)

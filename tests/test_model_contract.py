@@ -27,6 +27,8 @@ dead_fraction = { max = 0.9 }
 """
 pytestmark = pytest.mark.subprocess
 BAD = "fixtures.user_models.bad_contract"
+BAD_DATA = "fixtures.user_models.bad_data"
+HEADS = "fixtures.user_models.heads"
 CASES = {
     "probabilities": (
         ["--health-model", f"{BAD}:softmax_probabilities"],
@@ -64,6 +66,23 @@ CASES = {
     "thresholds_for_another_model": (
         ["--health-model", "fixtures.user_models.keras_convnet:build"],
         ["was calibrated for --health-model mypkg.models:build, not fixtures.user_models.keras_convnet:build"],
+    ),
+    # Data that cannot be trained (checks/data_checks.py has the ones that can, but wrongly).
+    "nan_pixels": (
+        ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:nan_pixels"],
+        [f"--health-data {BAD_DATA}:nan_pixels: images contain NaN: 10 values in 10 of 60000 examples", "np.isfinite"],
+    ),
+    "fewer_examples_than_one_batch": (
+        ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:fifty_examples"],
+        ["has 50 examples, fewer than one batch of 128", "Give at least 128 examples"],
+    ),
+    "float_labels_for_class_ids": (
+        ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:labels_divided_by_255"],
+        ["are float targets [60000] with non-integer values", "needs class ids 0..C-1", "labels divided by 255"],
+    ),
+    "class_ids_for_a_binary_head": (
+        ["--health-model", f"{HEADS}:binary_logit"],
+        ["are class ids [60000] with values in [0, 9]", "reads targets in [0, 1]", "labels == 0"],
     ),
     "train_step_signature": (
         [

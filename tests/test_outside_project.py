@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training_health.checks.run_checks import run_check_names
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "fixtures.user_models"
 

@@ -24,6 +24,8 @@ INPUT_RMS_MAX = 10.0
 # Layers that bring the inputs to scale inside the model (Keras' Rescaling(1/255), a Normalization adapted
 # to the data): raw pixels are then what the model expects.
 SCALING_LAYERS = ("Rescaling", "Normalization", "BatchNormalization", "LayerNormalization")
+# Layers that read their inputs as indices (token or category ids), not as magnitudes: their scale means nothing.
+INDEX_LAYERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "StringLookup", "Hashing", "TextVectorization")
 # The loss at step 0 over what an untrained model gives (cross-entropy of logits with the measured spread:
 # ln C / ln 2 as it goes to 0; for MSE the targets against outputs uncorrelated with them). Calibrated with
 # `python -m training_health.checks.data_checks 3` (TF 2.21, 2026-12-06): 42 healthy runs, seeds 0-2 of the
@@ -45,9 +47,9 @@ def _fail(run: RunContext, check: str, observed: str, lines: list[str]) -> Healt
 
 
 def scales_its_inputs(model) -> str | None:
-    """The name of a scaling layer the model applies before its first weighted layer, if any."""
+    """The name of a scaling layer (or a layer reading ids) the model applies before its first weighted layer."""
     for layer in getattr(model, "layers", []):
-        if type(layer).__name__ in SCALING_LAYERS:
+        if type(layer).__name__ in SCALING_LAYERS + INDEX_LAYERS:
             return f"{layer.name} ({type(layer).__name__})"
         if any("kernel" in w.name or "embeddings" in w.name for w in getattr(layer, "weights", [])):
             return None
@@ -350,8 +352,13 @@ def _initial_loss_cause(run: RunContext, observed: float, expected: float, ratio
             "fix: average over the batch (reduction='sum_over_batch_size', the Keras default, or tf.reduce_mean "
             "instead of tf.reduce_sum)",
         ]
+    scale = (
+        f"logits at a normal scale (std {logit_std:.3g})"
+        if math.isfinite(logit_std)
+        else f"outputs at the scale measured (RMS {traj.outputs_start['rms']:.3g})"
+    )
     return [
-        f"cause: logits at a normal scale (std {logit_std:.3g}), yet the loss is {ratio:.3g}x what they give: the loss "
+        f"cause: {scale}, yet the loss is {ratio:.3g}x what they give: the loss "
         "is scaled up (a weight on it, a sum over outputs or positions), or the labels are not in the form it reads "
         f"(encoding: {run.data.label_encoding}; loss: {kind.describe()})",
         "fix: compute the loss as the mean over the batch of each example's loss, on labels in the form it reads",

@@ -198,7 +198,8 @@ def _read_dataset(dataset, fail) -> tuple[np.ndarray, np.ndarray]:
         if not (isinstance(element, tuple | list) and len(element) == 2):
             raise fail(f"its Dataset yields {_describe(element)}, not (images, labels)")
         x, y = (np.asarray(t) for t in element)
-        if y.ndim == 0:  # single examples: make them a batch of one
+        # Single examples: a scalar label, or a label vector (one-hot) whose length is not the images' batch size.
+        if y.ndim == 0 or x.ndim == 0 or x.shape[0] != y.shape[0]:
             x, y = x[None], y[None]
         images.append(x)
         labels.append(y)

@@ -161,24 +161,24 @@ def _wanted_outputs(kind, data) -> str:
 
 def _check_class_outputs(kind, logits: np.ndarray, batch: int, data, returns: str) -> None:
     width = int(logits.shape[1])
-    if data.label_encoding not in ("class ids", "one-hot"):
-        return  # reported by _check_labels, with what the labels are
-    classes = data.num_classes
-    if data.label_encoding == "one-hot" and width != classes:
+    if data.train_labels.ndim == 2 and width != data.label_columns:
         raise ContractError(
-            f"{returns} [{batch}, {width}] but the labels of {data.source} are one-hot over {classes} classes: "
-            f"the last layer needs {classes} outputs, one per class"
-        )
-    if width < classes:
-        raise ContractError(
-            f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
-            f"{classes - 1}: the last layer needs {classes} outputs, one per class"
+            f"{returns} [{batch}, {width}] but the labels of {data.source} are {data.label_encoding} rows over "
+            f"{data.label_columns} classes: the last layer needs {data.label_columns} outputs, one per class"
         )
     if kind.source != "compiled" and looks_like_probabilities(logits):
         raise ContractError(
             f"{returns} probabilities (every row in [0, 1] and summing to 1; softmax as the last activation?): "
             "return logits (no softmax at the end). The suite applies softmax cross-entropy itself; "
             "a compiled model whose loss has from_logits=False may return probabilities."
+        )
+    if data.label_encoding != "class ids":
+        return  # one-hot rows checked above; other forms are reported by _check_labels
+    classes = data.num_classes
+    if width < classes:
+        raise ContractError(
+            f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
+            f"{classes - 1}: the last layer needs {classes} outputs, one per class"
         )
 
 

@@ -1,0 +1,152 @@
+"""Before the first step: the inputs' scale, the labels and the loss at step 0 (checks/data_checks.py).
+
+Each broken setting trains on real MNIST through the built-in suite and fails its own run-level test with
+the cause and the fix; healthy runs pass (tests/test_losses_and_heads.py runs every head through the same
+checks; the seed network's healthy initializations are checked here). Data that cannot be trained at all is
+refused before training: tests/test_model_contract.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training_health.checks.data_checks import check_initial_loss, untrained_cross_entropy
+from training_health.checks.run_checks import RunContext, run_check_names
+from training_health.data.user_data import TrainingData
+from training_health.errors import HealthCheckError
+from training_health.model.initializations import HEALTHY
+from training_health.probe.training_probe import ProbeConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD_DATA = "fixtures.user_models.bad_data"
+HEADS = "fixtures.user_models.heads"
+
+
+def test_data_checks_are_registered():
+    assert {"input_scale", "labels", "initial_loss"} <= set(run_check_names())
+
+
+def test_inputs_the_model_scales_or_reads_as_ids_are_not_judged_by_their_scale():
+    import tensorflow as tf
+
+    from training_health.checks.data_checks import scales_its_inputs
+
+    layers = tf.keras.layers
+    rescaled = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), layers.Rescaling(1 / 255), layers.Conv2D(4, 3)])
+    tokens = tf.keras.Sequential([tf.keras.Input((20,)), layers.Embedding(1000, 8), layers.LSTM(4), layers.Dense(2)])
+    plain = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), layers.Conv2D(4, 3), layers.Rescaling(1 / 255)])
+    assert "Rescaling" in scales_its_inputs(rescaled) and "Embedding" in scales_its_inputs(tokens)
+    assert scales_its_inputs(plain) is None  # a scaling after the first weighted layer comes too late
+
+
+def test_untrained_loss_is_ln_c_for_small_logits_and_grows_with_their_spread():
+    assert untrained_cross_entropy(1e-6, 10, binary=False) == pytest.approx(math.log(10), rel=1e-4)
+    assert untrained_cross_entropy(1e-6, 1, binary=True) == pytest.approx(math.log(2), rel=1e-4)
+    assert untrained_cross_entropy(100.0, 10, binary=False) == pytest.approx(154, rel=0.05)  # ~std x E[max of 10]
+
+
+def seed_run(health_trajectories, health_mnist, init: str) -> RunContext:
+    config = ProbeConfig(initializer=init, steps=30)
+    traj = health_trajectories.get(config)
+    return RunContext(traj, TrainingData.from_mnist(health_mnist), None, lambda: None, config.build_model)
+
+
+@pytest.mark.parametrize("init", HEALTHY)
+def test_seed_networks_healthy_inits_pass_the_initial_loss(health_trajectories, health_mnist, init):
+    assert check_initial_loss(seed_run(health_trajectories, health_mnist, init)) == []
+
+
+def test_seed_networks_n01_init_fails_the_initial_loss_as_oversized_initialization(health_trajectories, health_mnist):
+    with pytest.raises(HealthCheckError) as caught:
+        check_initial_loss(seed_run(health_trajectories, health_mnist, "seed_normal"))
+    message = str(caught.value)
+    assert "logits start with std 5.9" in message and "bound 50" in message, message
+    assert "cause: oversized initialization (the per-layer verdict)" in message, message
+    assert "fc1/kernel 39.6x" in message and "fix: initialize the weights with He normal" in message
+
+
+def run_suite(tmp_path: Path, model: str, data: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--health-devices=cpu"]
+    command += ["--health-model", model, f"--health-probe-output={tmp_path / 'out'}", "-k", "training_run"]
+    command += ["--health-data", data] if data else []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=900)
+
+
+# (model, data, failing check, what its message must say)
+BROKEN = {
+    "raw_pixels": (
+        f"{HEADS}:categorical_from_logits",
+        f"{BAD_DATA}:raw_pixels",
+        "input_scale",
+        [
+            r"the model's inputs have RMS 83\.5 \(max \|x\| 255, float32\), bound RMS <= 10",
+            "cause: unscaled pixels",
+            "not a learning-rate problem",
+            "fix: divide the images by 255",
+        ],
+    ),
+    "labels_integer_divided_by_255": (
+        f"{HEADS}:categorical_from_logits",
+        f"{BAD_DATA}:labels_integer_divided_by_255",
+        "labels",
+        [r"is class 0 \(60000 of 60000\), bound: at least 2 classes", "cause: a single class", "fix: give the labels"],
+    ),
+    "summed_loss": (
+        f"{BAD_DATA}:summed_loss",
+        None,
+        "initial_loss",
+        [
+            r"loss at step 0 is [\d.]+, 1[23]\dx the 2\.3\d* an untrained model gives",  # ~128 x ln 10
+            r"cause: the loss is summed over the batch instead of averaged \(the loss object says reduction='sum'\)",
+            "as if the learning rate were 128x larger",
+            "fix: average over the batch",
+        ],
+    ),
+    "double_softmax": (
+        f"{BAD_DATA}:double_softmax",
+        None,
+        "initial_loss",
+        [
+            "double softmax: the model outputs probabilities",
+            r"applies softmax again \(from_logits=True\)",
+            r"can never go below 1\.46",
+            "fix: remove the softmax at the end of the model",
+        ],
+    ),
+    "double_sigmoid": (
+        f"{BAD_DATA}:double_sigmoid",
+        f"{HEADS}:zero_vs_rest_data",
+        "initial_loss",
+        [r"double sigmoid: the model outputs probabilities", "fix: remove the sigmoid at the end of the model"],
+    ),
+    "logits_as_probabilities": (
+        f"{BAD_DATA}:logits_as_probabilities",
+        None,
+        "initial_loss",
+        [
+            r"reads probabilities \(from_logits=False\) but the model's outputs are not rows in \[0, 1\] summing to 1",
+            r"fix: compile the loss with from_logits=True, or end the model with a softmax",
+        ],
+    ),
+}
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("case", BROKEN)
+def test_broken_setting_fails_its_own_check_with_cause_and_fix(tmp_path, case):
+    model, data, check, messages = BROKEN[case]
+    result = run_suite(tmp_path, model, data)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and f"test_training_run[default-cpu-graph-{check}]" in failed[0], failed
+    for pattern in messages:
+        assert re.search(pattern, result.stdout), (pattern, result.stdout[-3000:])
+    assert "During handling of the above exception" not in result.stdout  # the verdict once, no traceback
