@@ -27,7 +27,6 @@ MODELS = "fixtures.user_models"
 def run_level_summary(layers: int) -> str:
     """The session summary of one healthy cell at FAST's 10 steps: its layers and every run-level check pass,
     except loss_decreases, which skips below 30 steps (checks/loss_curve.py)."""
-    from training_health.checks.run_checks import run_check_names
 
     return f"{layers + len(run_check_names()) - 1} passed, 1 skipped"
 
