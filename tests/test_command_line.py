@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from training_health.checks.run_checks import run_check_names
 from training_health.probe.devices import GPU_MISSING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,9 @@ def test_grid_ids_name_init_device_mode_layer():
     result = collect("--health-inits", "he_normal", "--health-modes", "graph,xla", "--health-devices", "cpu")
     assert "test_layer_updates[he_normal-cpu-graph-conv1]" in result.stdout
     assert "test_layer_updates[he_normal-cpu-xla-out]" in result.stdout
-    assert "8 tests collected" in result.stdout, result.stdout[-2000:]
+    assert "test_training_run[he_normal-cpu-xla-overfit_batch]" in result.stdout
+    cells = 2  # graph and xla: 4 layer tests and every run-level check each
+    assert f"{cells * (4 + len(run_check_names()))} tests collected" in result.stdout, result.stdout[-2000:]
 
 
 def test_misspelt_mode_is_refused():
@@ -45,8 +48,10 @@ def test_all_health_tests_skipped_fails_and_says_why(tmp_path):
     """The built-in suite with only its GPU cells selected, on a machine without GPU: every test skips."""
     result = pytest_run("--health-suite", "--health-inits", "he_normal", "-k", "gpu", "-q", cwd=tmp_path)
     assert result.returncode == 1, result.stdout[-3000:]
-    assert "training health: nothing was checked" in result.stdout and "4 skipped" in result.stdout
-    assert f"All 4 selected health tests skipped:\n  4 x {GPU_MISSING}" in result.stdout, result.stdout[-3000:]
+    skipped = 4 + len(run_check_names())  # the GPU cell's 4 layer tests and its run-level checks
+    assert "training health: nothing was checked" in result.stdout and f"{skipped} skipped" in result.stdout
+    expected = f"All {skipped} selected health tests skipped:\n  {skipped} x {GPU_MISSING}"
+    assert expected in result.stdout, result.stdout[-3000:]
     assert "pass --health-allow-skipped to accept it" in result.stdout
     assert not (tmp_path / "probe-output").exists()  # skipped at setup: nothing trained
 
