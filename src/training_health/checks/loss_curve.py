@@ -159,6 +159,7 @@ def check_loss_stable(run: RunContext) -> list[str]:
 
 
 def lr_fix(traj, verb: str) -> str:
+    """A step of 10x from the run's own learning rate (its optimizer named); none quoted when it is unknown."""
     from training_health.checks.diagnosis import learning_rate, learning_rate_fix, optimizer_name
 
     lr = learning_rate(traj)
@@ -190,7 +191,7 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
     spike = int(np.argmax(loss[1 : warm + 1])) + 1
     dead = {k: v for k, v in traj.dead_fraction_end.items() if v >= MOSTLY_DEAD}
     if loss[spike] > 3 * loss[0]:
-        died = f"; after it {', '.join(f'{k} {v:.0%}' for k, v in dead.items())} of ReLU units are dead" if dead else ""
+        died = f"; after it, dead ReLU units: {', '.join(f'{k} {v:.0%}' for k, v in dead.items())}" if dead else ""
         return (
             f"updates too large: the loss jumped from {loss[0]:.4g} to {loss[spike]:.4g} at step {spike}{died}, "
             "and the network never recovered",
