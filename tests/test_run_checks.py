@@ -120,3 +120,13 @@ def test_too_few_steps_is_not_applicable(health_trajectories, health_training_da
     run.trajectory.loss = loss[: MIN_STEPS - 1]
     with pytest.raises(NotApplicable, match="judged from 10 steps on"):
         RUN_CHECKS["loss_stable"](run)
+
+
+def test_calibration_command_prints_what_the_checks_read(capsys):
+    """The command behind the thresholds' comments (checks/calibrate_run_checks.py) runs and prints each figure."""
+    from training_health.checks.calibrate_run_checks import main
+
+    main(["--models", "seed:he_normal", "--seeds", "0", "--steps", "10", "--max-fit-steps", "25"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("seed:he_normal seed 0: z "), line
+    assert "fit 16/16 after 25 steps" in line and line.endswith("cross-talk 0"), line
