@@ -68,8 +68,10 @@ def test_relu_outside_any_layers_test_is_checked_by_the_run_check(
     run = RunContext(traj, health_training_data, health_thresholds, lambda: None, config.build_model)
     with pytest.raises(HealthCheckError) as caught:
         RUN_CHECKS["relu_units_alive"](run)
-    assert "act: 100% of its units output 0 on every probe image" in str(caught.value), caught.value
-    assert "dead ReLUs" in str(caught.value)
+    message = str(caught.value)
+    assert "assert_units_alive: 1 of 1 failed" in message and "dead ReLUs" in message, message
+    assert "100% of act's units output 0 on every probe image" in message, message
+    assert "fix: start the biases of the layer that feeds act at 0" in message, message
     healthy = health_trajectories.get(ProbeConfig(initializer="he_normal", steps=10))
     run = RunContext(healthy, health_training_data, health_thresholds, lambda: None, lambda: None)
     assert RUN_CHECKS["relu_units_alive"](run) == []

@@ -64,7 +64,7 @@ def test_stuck_network_fails_loss_decreases_naming_its_learning_rate(
     run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(learning_rate=0.01))
     message = failure(run, "loss_decreases")
     assert "the loss of a network that predicts 1/10 for every class (ln 10 = 2.303)" in message, message
-    jumped = r"updates too large: the loss jumped from 2.84 to 7\d\.\d+ at step 1; after it \w+ 100% of ReLU"
+    jumped = r"updates too large: the loss jumped from 2.84 to 7\d\.\d+ at step 1; after it, dead ReLU units: \w+ 100%"
     assert re.search(jumped, message), message
     assert "fix: lower the learning rate from 0.01 to ~0.001 (TF1 Adam)" in message, message
 
@@ -121,3 +121,13 @@ def test_too_few_steps_is_not_applicable(health_trajectories, health_training_da
     run.trajectory.loss = loss[: MIN_STEPS - 1]
     with pytest.raises(NotApplicable, match="judged from 10 steps on"):
         RUN_CHECKS["loss_stable"](run)
+
+
+def test_calibration_command_prints_what_the_checks_read(capsys):
+    """The command behind the thresholds' comments (checks/calibrate_run_checks.py) runs and prints each figure."""
+    from training_health.checks.calibrate_run_checks import main
+
+    main(["--models", "seed:he_normal", "--seeds", "0", "--steps", "10", "--max-fit-steps", "25"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("seed:he_normal seed 0: z "), line
+    assert "fit 16/16 after 25 steps" in line and line.endswith("cross-talk 0"), line

@@ -7,20 +7,22 @@ in the probe's compiled loop, in chunks of ``CHUNK`` steps up to ``MAX_STEPS``; 
 in inference mode, classifies all 16 correctly. A network that cannot fit 16 examples has a bug in its
 model or its loss, whatever its per-layer numbers say.
 Calibration (TF 2.21, 2-core CPU, seeds 0, 1, 2, the first 16 training images of MNIST, chunks of 25
-steps; steps until all 16 were right, as measured by ``fit_one_batch``): seed network he_normal,
-glorot_uniform, truncated_normal 25/25/25 each (TF1 Adam 1e-3, dropout), seed_normal 50/50/25;
-fixtures/user_models compiled_keras:sgd_momentum, training_variants:regularized and :batchnorm 50/50/50
-(SGD 0.01 momentum 0.9, Adam 1e-3), subclassed:build and keras_convnet:build 50/50/75 (suite Adam):
-at most 75, so MAX_STEPS = 200 (2.7x). run_faults:dead_activation_layers (every unit of dense0 dead)
-cannot fit: its logits are the same for every image. Time: 0.2-2.1 s per check (tracing included).
+steps; ``python -m training_health.checks.calibrate_run_checks``, see loss_curve.py for the models):
+steps until all 16 were right: seed network he_normal, glorot_uniform, truncated_normal 25 each (TF1
+Adam 1e-3, dropout); fixtures/user_models compiled_keras:sgd_momentum, training_variants:regularized
+and :batchnorm 50 each (SGD 0.01 momentum 0.9, Adam 1e-3), subclassed:build and keras_convnet:build
+50/50/75 (suite Adam), run_faults:functional_relu_ops 25/50/50: at most 75 for healthy models, so
+MAX_STEPS = 200 (2.7x). The question's known-bad runs fit too: seed_normal 50/50/25, seed_zero_conv1
+(53% of conv1 dead) 150/125/100. run_faults:dead_activation_layers (every unit of dense0 dead) is at
+4/16 after 400 steps at every seed: its logits are the same for every image. Time: 0.2-2.1 s per check
+(tracing included).
 
 ``batch_independence``: the gradient of example i's logits (projected on fixed random weights) with
 respect to example j's input, j != i, in inference mode (BatchNorm on its moving statistics, no
 dropout), is exactly zero for every model that treats examples separately: nothing in float arithmetic
-makes a dependence appear. Measured (seeds 0, 1, 2; largest cross / own gradient norm over 4 examples):
-exactly 0.0 for the seed network (he_normal, seed_normal), training_variants:batchnorm,
-compiled_keras:sgd_momentum, subclassed:build, run_faults:functional_relu_ops; 1.43 / 1.59 / 1.46 for
-run_faults:mixes_batch (the batch axis transposed into the features). Bound 1e-6: far from both.
+makes a dependence appear. Measured by the same command (largest cross / own gradient norm over 4
+examples, seeds 0, 1, 2): exactly 0 for every model above; 1.01 / 1.15 / 1.20 for run_faults:mixes_batch
+(the batch axis transposed into the features). Bound 1e-6: far from both.
 """
 
 from __future__ import annotations
@@ -207,43 +209,12 @@ def _cause(traj) -> tuple[str, str]:
 @run_check("batch_independence")
 def check_batch_independence(run: RunContext) -> list[str]:
     """In inference mode, example i's logits do not depend on example j's input (j != i)."""
-    import tensorflow as tf
-
-    from training_health.probe.devices import device_name
-
-    images, _ = _batch(run, INDEPENDENCE_EXAMPLES)
-    with tf.device(device_name(run.config.device)):
-        model = run.fresh_model()
-        x = tf.cast(run.data.to_model_input(images), tf.float32)
-        if not x.dtype.is_floating:
-            raise NotApplicable("the model's input is not a float tensor: no gradient with respect to it")
-        projection = tf.random.stateless_normal([10_000], seed=[run.config.seed, 16])
-        cross = np.zeros((INDEPENDENCE_EXAMPLES, INDEPENDENCE_EXAMPLES))
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(x)
-            logits = tf.cast(model(x, training=False), tf.float32)
-            logits = tf.reshape(logits, [INDEPENDENCE_EXAMPLES, -1])
-            width = logits.shape[-1]
-            outputs = [tf.reduce_sum(logits[i] * projection[:width]) for i in range(INDEPENDENCE_EXAMPLES)]
-        for i, output in enumerate(outputs):
-            gradient = tape.gradient(output, x)
-            if gradient is None:
-                raise NotApplicable(
-                    "no gradient reaches the model's input (a stop_gradient or non-differentiable op before the "
-                    "logits): whether examples mix cannot be measured"
-                )
-            norms = tf.norm(tf.reshape(gradient, [INDEPENDENCE_EXAMPLES, -1]), axis=1).numpy()
-            cross[i] = norms
-        del tape
-    own = np.diag(cross).copy()
-    off = cross - np.diag(own)
-    ratio = float(off.max() / max(own.max(), 1e-30))
+    ratio, i, j, value = cross_talk(run)
     if ratio <= CROSS_TALK:
         return []
-    i, j = np.unravel_index(np.argmax(off), off.shape)
     raise HealthCheckError(
         f"batch_independence: example {i}'s logits depend on example {j}'s input in inference mode: gradient "
-        f"norm {off[i, j]:.3g}, {ratio:.2g}x the largest gradient with respect to an example's own input "
+        f"norm {value:.3g}, {ratio:.2g}x the largest gradient with respect to an example's own input "
         f"(bound: <= {CROSS_TALK:g}; 0 for a model that treats examples separately)\n"
         f"  context: {run.config.context()}\n"
         "  likely cause: the model mixes examples across the batch: a reshape or transpose that moves the batch "
@@ -253,3 +224,38 @@ def check_batch_independence(run: RunContext) -> list[str]:
         "  fix: keep the batch axis first in every reshape/transpose: tf.transpose(x, [0, ...]) and "
         "tf.reshape(x, [tf.shape(x)[0], -1]) (or keras.layers.Flatten / Permute, which never touch it)"
     )
+
+
+def cross_talk(run: RunContext) -> tuple[float, int, int, float]:
+    """(largest cross-example over own-example gradient norm, i, j, that cross gradient's norm) of a fresh
+    model in inference mode, on the first INDEPENDENCE_EXAMPLES training examples."""
+    import tensorflow as tf
+
+    from training_health.probe.devices import device_name
+
+    images, _ = _batch(run, INDEPENDENCE_EXAMPLES)
+    with tf.device(device_name(run.config.device)):
+        model = run.fresh_model()
+        x = tf.convert_to_tensor(run.data.to_model_input(images))
+        if not x.dtype.is_floating:
+            raise NotApplicable(f"the model's input is {x.dtype.name}, not float: no gradient with respect to it")
+        projection = tf.random.stateless_normal([10_000], seed=[run.config.seed, 16])
+        cross = np.zeros((INDEPENDENCE_EXAMPLES, INDEPENDENCE_EXAMPLES))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            logits = tf.reshape(tf.cast(model(x, training=False), tf.float32), [INDEPENDENCE_EXAMPLES, -1])
+            width = logits.shape[-1]
+            outputs = [tf.reduce_sum(logits[i] * projection[:width]) for i in range(INDEPENDENCE_EXAMPLES)]
+        for i, output in enumerate(outputs):
+            gradient = tape.gradient(output, x)
+            if gradient is None:
+                raise NotApplicable(
+                    "no gradient reaches the model's input (a stop_gradient or non-differentiable op before the "
+                    "logits): whether examples mix cannot be measured"
+                )
+            cross[i] = tf.norm(tf.cast(tf.reshape(gradient, [INDEPENDENCE_EXAMPLES, -1]), tf.float32), axis=1).numpy()
+        del tape
+    own = np.diag(cross).copy()
+    off = cross - np.diag(own)
+    i, j = np.unravel_index(np.argmax(off), off.shape)
+    return float(off.max() / max(own.max(), 1e-30)), int(i), int(j), float(off[i, j])

@@ -13,17 +13,20 @@ left out of the rise, where Adam's first steps may overshoot):
   every class (what a network that learned nothing scores);
 - ``rise``: the largest one-step rise after the first steps, over ``first``.
 
-Calibration (TF 2.21, 2-core CPU, 30 steps, seeds 0, 1, 2, real MNIST; each run trained by
-``run_probe`` and the statistics computed from ``traj.loss``): the seed network under he_normal,
-glorot_uniform, truncated_normal (Adam 1e-3, dropout) and its seed_normal / seed_zero_conv1 runs, and
-fixtures/user_models compiled_keras:sgd_momentum, training_variants:regularized, :batchnorm,
-:mixed_policy (SGD 0.01 momentum 0.9 or Adam), subclassed:build, keras_convnet:build (suite Adam):
-33 runs. Healthy minimum z 5.19 (seed_zero_conv1 seed 0; healthy initializations >= 6.39), minimum drop
-0.045 (regularized seed 2), |last - chance| / chance >= 0.034 (regularized seed 2; N(0,1) runs end far
-above chance), maximum rise 0.173 (glorot_uniform seed 2). Broken runs (seed 0): Adam 0.01 / 0.03 /
-0.1 on the seed network and Keras Adam 0.1 / 0.03 end within 0.5% of ln 10 (stuck), plain SGD 1.0
-z -0.22, an 8-layer sigmoid MLP with N(0, 1) weights ends 1.1% above ln 10; SGD 0.2 momentum 0.9 rises
-1.23, SGD 0.5 momentum 0.9 0.557, plain SGD 0.5 0.659, plain SGD 2.0 to 1e24.
+Calibration (TF 2.21, 2-core CPU, 30 steps, seeds 0, 1, 2, real MNIST):
+``python -m training_health.checks.calibrate_run_checks --seeds 0,1,2 --models seed:he_normal,...`` over
+the seed network under he_normal, glorot_uniform, truncated_normal (TF1 Adam 1e-3, dropout) and its
+seed_normal / seed_zero_conv1 runs, and fixtures/user_models compiled_keras:sgd_momentum,
+training_variants:regularized, :batchnorm (SGD 0.01 momentum 0.9, Adam), subclassed:build,
+keras_convnet:build (suite Adam), run_faults:functional_relu_ops (Adam); training_variants:mixed_policy
+measured once by hand (same curves as sgd_momentum). Healthy minimum z 5.19 (seed_zero_conv1 seed 0;
+healthy initializations >= 6.39), minimum drop 0.045 (regularized seed 2), |last - chance| / chance
+>= 0.034 (regularized seed 2; the N(0, 1) runs end far above chance, >= 2470x), maximum rise 0.173
+(glorot_uniform seed 2). Broken runs: Adam 0.01 / 0.03 / 0.1 on the seed network and Keras Adam 0.1 /
+0.03 end within 0.5% of ln 10 (stuck); run_faults:dead_activation_layers within 0.06%; plain SGD 1.0
+z -0.22; run_faults:oscillating (SGD 0.2 momentum 0.9) rises 1.23 / 0.424 / 5.26 at seeds 0 / 1 / 2
+(seed 1 is missed here; its overfit_batch fails, 15/16 after 400 steps), SGD 0.5 momentum 0.9 0.557,
+plain SGD 0.5 0.659, plain SGD 2.0 to 1e24.
 """
 
 from __future__ import annotations
@@ -186,6 +189,7 @@ def check_loss_stable(run: RunContext) -> list[str]:
 
 
 def lr_fix(traj, verb: str) -> str:
+    """A step of 10x from the run's own learning rate (its optimizer named); none quoted when it is unknown."""
     from training_health.checks.diagnosis import learning_rate, learning_rate_fix, optimizer_name
 
     lr = learning_rate(traj)
@@ -217,7 +221,7 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
     spike = int(np.argmax(loss[1 : warm + 1])) + 1
     dead = {k: v for k, v in traj.dead_fraction_end.items() if v >= MOSTLY_DEAD}
     if loss[spike] > 3 * loss[0]:
-        died = f"; after it {', '.join(f'{k} {v:.0%}' for k, v in dead.items())} of ReLU units are dead" if dead else ""
+        died = f"; after it, dead ReLU units: {', '.join(f'{k} {v:.0%}' for k, v in dead.items())}" if dead else ""
         return (
             f"updates too large: the loss jumped from {loss[0]:.4g} to {loss[spike]:.4g} at step {spike}{died}, "
             "and the network never recovered",
