@@ -147,3 +147,13 @@ def test_a_program_named_after_its_bug_does_not_name_its_cause():
     text = run.without_program_names(run.failure_text("", stderr, 4), program)
     assert not re.search(program.cause, text.lower())
     assert "needs 2 outputs" in text
+
+
+def test_stable_names_shim_wraps_only_the_model_option(tmp_path):
+    program = manifest.by_name()["linear_mse_lr3"]
+    options = run.with_stable_names(program.options(program.faulty), tmp_path)
+    assert options[:2] == ["--health-model", "corpus_shim:build"]
+    assert options[2:] == program.options(program.faulty)[2:]  # data and train step unchanged
+    shim = (tmp_path / "corpus_shim.py").read_text()
+    assert f"{PACKAGE}.{program.module}" in shim and "'build'" in shim and "clear_session()" in shim
+    compile(shim, "corpus_shim.py", "exec")
