@@ -34,7 +34,13 @@ def test_program_names_its_source_label_category_and_cause(program):
     assert program.cause == program.cause.lower(), "causes are matched against lowercased text"
     pattern = re.compile(program.cause)
     # A cause must not match what every failing session prints whatever went wrong.
-    for neutral in ("1 failed, 4 passed", "assertionerror: layer conv2d has no weights", "exit status 1"):
+    neutral_texts = (
+        "1 failed, 4 passed",
+        "assertionerror: layer conv2d has no weights",
+        "exit status 1",
+        "grad norm median 2.6e-17, conv2d dead units 0%, rms step per weight 9.7e-21 at lr 0.00255",
+    )
+    for neutral in neutral_texts:
         assert not pattern.search(neutral), f"{program.name}'s cause {program.cause!r} matches {neutral!r}"
     number = re.search(r"\d{6,}|[A-Z]+-\d+|model_\w+|tmp_\w+", program.source_id).group(0)
     assert number in inspect.getdoc(program_module(program)), f"{program.module}'s docstring must cite {number}"
@@ -95,6 +101,7 @@ E   assert []
 _________________ test_layer_updates[default-cpu-graph-hidden] _________________
 assert_variables_updated: 2 of 2 failed
   likely cause(s):
+  context: model=m:build training="SGD lr=0.01, loss mse + 1 regularization loss" data="MNIST"
   [1] weights never updated: hidden/kernel, hidden/bias
         fix: set hidden.trainable = True
 ========================== per-layer training health ===========================
@@ -114,6 +121,7 @@ def test_runner_reads_failures_without_test_source_or_the_summary_table():
     text = run.failure_text(FAILED_OUTPUT, "", 1)
     assert "layer conv2d has no weights" in text and "fix: set hidden.trainable = True" in text
     assert "health_layer" not in text  # the test's own source line
+    assert "regularization" not in text  # the context line says what ran, not what is wrong
     assert "learning rate" not in text and "dead" not in text  # the per-layer table of the summary
     assert run.first_statement(text) == "[1] weights never updated: hidden/kernel, hidden/bias"
     assert run.failure_reasons(FAILED_OUTPUT) == [
