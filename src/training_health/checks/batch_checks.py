@@ -29,39 +29,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from training_health.checks.one_batch import (
+    FIT_LEFT,
+    FITS,
+    HEALTHY_MAX_STEPS,
+    MAX_STEPS,
+    OVERFIT_EXAMPLES,
+    SLOW,
+    batch_of,
+    fit_one_batch,
+    fit_verdict,
+)
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 
-OVERFIT_EXAMPLES = 16
-CHUNK = 25  # steps between two checks of the fit (one compiled call each)
-HEALTHY_MAX_STEPS = 75  # the most steps a healthy model needed to fit 16 examples (calibration above)
-MAX_STEPS = 200  # ~2.7x that
 INDEPENDENCE_EXAMPLES = 4
 CROSS_TALK = 1e-6  # cross-example gradient over own-example gradient; exactly 0 for independent examples
-
-
-def _batch(run: RunContext, n: int):
-    data = run.data
-    images, labels = data.train_images[:n], np.asarray(data.train_labels[:n])
-    return images, labels
-
-
-FITS, SLOW, STUCK = "fits", "slow", "stuck"
-# Fits: all 16 right in inference mode, or the training-mode loss (last 5 steps against step 0) fell to
-# <= 20% of its start. BatchNorm models are judged by the training loss: their moving statistics lag 200
-# steps on 16 examples (measured: small_resnet inference loss 2.30 -> 2.47 while its training loss fell
-# 2.36 -> 0.016). Slow: not fitted, but it gets more of them right than the most common label alone
-# would (its predictions depend on the input: it learns): fixtures/healthy_models/training_loop_from_scratch
-# (SGD 1e-3, the Keras guide's rate) 7 of 16 right after 200 steps, loss 2.41 -> 2.05; separable_convnet
-# (a plateau at ln 10 for its first ~100 steps) 8 of 16. Stuck: no better than that constant answer, as
-# run_faults:dead_activation_layers (every unit dead: the same logits for every image).
-FIT_LEFT = 0.2
-
-
-def fit_verdict(fit: dict) -> str:
-    if fit["correct"] == OVERFIT_EXAMPLES or fit["left"] <= FIT_LEFT:
-        return FITS
-    return SLOW if fit["correct"] > fit["constant_correct"] else STUCK
 
 
 @run_check("overfit_batch")
@@ -96,99 +79,6 @@ def check_overfit_batch(run: RunContext) -> list[str]:
         f"  likely cause: {cause}\n"
         f"  fix: {fix}"
     )
-
-
-def fit_one_batch(run: RunContext, max_steps: int = MAX_STEPS) -> dict:
-    """Train a fresh model the run's way on one batch of 16 until it fits (or max_steps); measured once per run.
-
-    The probe's own loop machinery trains it (``probe_loop``): a train step whose optimizer lives at module
-    level trains the model it was built for, with the fresh model's values loaded, as every run does.
-    """
-    cache = run.trajectory.derived
-    if "fit_one_batch" not in cache:
-        cache["fit_one_batch"] = _fit_one_batch(run, max_steps)
-    return cache["fit_one_batch"]
-
-
-def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
-    import dataclasses
-
-    import tensorflow as tf
-
-    from training_health.model.user_model import ensure_built
-    from training_health.probe.devices import device_name
-    from training_health.probe.training_loop import probe_loop
-
-    config = dataclasses.replace(run.config, batch_size=OVERFIT_EXAMPLES)
-    images, labels = _batch(run, OVERFIT_EXAMPLES)
-    kind = run.trajectory.loss_kind
-    with tf.device(device_name(config.device)):
-        fresh = run.fresh_model()
-        x = run.data.to_model_input(images)
-        ensure_built(fresh, x[:1], config.model)
-        loop = probe_loop(config, fresh, run.data.to_model_input)
-        loop.load(fresh)
-        try:
-            batches = tf.constant(np.stack([images] * CHUNK)), tf.constant(np.stack([labels] * CHUNK))
-            loop.prepare(*batches)
-            initial_loss, initial_correct = _batch_loss_and_correct(loop.model, x, labels, kind)
-            steps, losses = 0, []
-            while steps < max_steps:
-                chunk_loss, _ = loop.run_steps(*batches)
-                losses.append(chunk_loss.numpy())
-                steps += CHUNK
-                loss, correct = _batch_loss_and_correct(loop.model, x, labels, kind)
-                curve = np.concatenate(losses)
-                left = float(np.mean(curve[-5:]) / curve[0]) if curve[0] > 0 else 1.0
-                if correct == OVERFIT_EXAMPLES or left <= FIT_LEFT:
-                    break
-        finally:
-            loop.give_back(fresh)
-    return {
-        "steps": steps,
-        "correct": correct,
-        "constant_correct": _constant_correct(labels, kind),
-        "loss": loss,
-        "initial_loss": initial_loss,
-        "initial_correct": initial_correct,
-        "curve": curve,
-        "left": left,
-    }
-
-
-def _constant_correct(labels, kind) -> int:
-    """How many of the batch one constant answer gets right: the most common label (row)."""
-    labels = np.asarray(labels)
-    if kind.classifies:
-        ids = labels if labels.ndim == 1 else labels.argmax(-1)
-        return int(np.bincount(ids.astype(np.int64)).max())
-    rows = (labels.reshape(len(labels), -1) > 0.5).astype(np.int8)
-    return int(np.unique(rows, axis=0, return_counts=True)[1].max())
-
-
-def _batch_loss_and_correct(model, x, labels, kind) -> tuple[float, int]:
-    """The batch's loss and how many of its examples the model gets right, read as the run's loss reads
-    the outputs (``model/losses.py``): class ids or one-hot under a softmax, 0/1 targets under sigmoids."""
-    import tensorflow as tf
-
-    from training_health.model.losses import BINARY
-
-    outputs, labels = tf.cast(model(x, training=False), tf.float32), np.asarray(labels)
-    if kind.classifies:
-        ids = labels if labels.ndim == 1 else labels.argmax(-1)
-        if outputs.shape.rank != 2 or outputs.shape[-1] <= int(ids.max()):
-            raise NotApplicable(f"the model's output {outputs.shape} is not one score per class")
-        log_p = tf.nn.log_softmax(outputs) if kind.from_logits else tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0))
-        loss = -tf.reduce_mean(tf.gather(log_p, ids, batch_dims=1))
-        correct = int(tf.reduce_sum(tf.cast(tf.argmax(outputs, axis=-1) == ids, tf.int32)))
-        return float(loss), correct
-    if kind.family == BINARY and labels.size == int(tf.size(outputs)):
-        targets = tf.constant(labels.reshape(outputs.shape), tf.float32)
-        p = tf.sigmoid(outputs) if kind.from_logits else tf.clip_by_value(outputs, 1e-7, 1 - 1e-7)
-        loss = -tf.reduce_mean(targets * tf.math.log(p) + (1 - targets) * tf.math.log(1 - p))
-        right = tf.reduce_all((p > 0.5) == (targets > 0.5), axis=list(range(1, outputs.shape.rank)) or None)
-        return float(loss), int(tf.reduce_sum(tf.cast(right, tf.int32)))
-    raise NotApplicable(f"loss {kind.describe()}: fitting one batch is judged for classification heads")
 
 
 def _cause(traj) -> tuple[str, str]:
@@ -233,7 +123,7 @@ def cross_talk(run: RunContext) -> tuple[float, int, int, float]:
 
     from training_health.probe.devices import device_name
 
-    images, _ = _batch(run, INDEPENDENCE_EXAMPLES)
+    images, _ = batch_of(run, INDEPENDENCE_EXAMPLES)
     with tf.device(device_name(run.config.device)):
         model = run.fresh_model()
         x = tf.convert_to_tensor(run.data.to_model_input(images))

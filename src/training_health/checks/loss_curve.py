@@ -143,7 +143,7 @@ def _learns_one_batch(run: RunContext) -> str | None:
     of 16 examples); None when it cannot fit them or the check does not apply. Asked only when the run's
     measurements name no cause: a network that broke (Adam 0.01 on the seed network: a loss spike killed
     every fc1 unit) still memorizes 16 examples in 25 steps (measured), so fitting them proves nothing then."""
-    from training_health.checks.batch_checks import STUCK, fit_one_batch, fit_verdict
+    from training_health.checks.one_batch import STUCK, fit_one_batch, fit_verdict
 
     try:
         fit = fit_one_batch(run)
