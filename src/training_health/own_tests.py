@@ -160,8 +160,11 @@ class HealthCheckFixture:
             settings.get("mnist_path"),
         )
         self.record(traj)
+        verdict = None
         try:
             raise_findings(run, frozen, pictures)
         except HealthCheckError as err:
-            pytest.fail(str(err), pytrace=False)
+            verdict = str(err)
+        if verdict:  # outside the except clause: the verdict alone, not a chain of exceptions through this code
+            pytest.fail(verdict, pytrace=False)
         return traj
