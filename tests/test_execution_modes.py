@@ -2,7 +2,7 @@
 
 Bounds, from he_normal after 5 steps, graph vs xla and graph vs eager, TF 2.21, measured on 9
 simulated x86 machines (oneDNN ops on/off, ONEDNN_MAX_CPU_ISA SSE41/AVX2/AVX512_CORE, 1 and 4
-intra-op threads; README "Stored numbers on other CPUs"): mean |diff| per layer <= 1.13e-5
+intra-op threads; docs/reference.md "Stored numbers on other CPUs"): mean |diff| per layer <= 1.13e-5
 (conv1/kernel, oneDNN off, eager), max <= 4.62e-3 (fc1/kernel). The negative control, one step
 more, moves every layer's mean by 1.7e-4 (out/bias) to 6.6e-4 (conv2/bias).
   mean bound 5e-5: 4.4x the worst machine, 3.3x below the smallest one-step difference;
