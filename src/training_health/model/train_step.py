@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from training_health.model import keras_training, losses
 from training_health.model.optimizer import Adam, AdamConfig
+from training_health.model.recipe import SUITE_OPTIMIZER, Recipe, keras_recipe
 from training_health.model.user_model import resolve_callable
 from training_health.model.variables import tf_variable
 
@@ -35,7 +36,6 @@ TRAIN_STEP_SIGNATURE = "(model, images, labels)"
 
 
 # How a recipe names its optimizer first (diagnosis.py reads it back to know whose premises hold).
-SUITE_OPTIMIZER = "TF1 Adam"
 OWN_TRAIN_STEP = "train step"
 
 
@@ -45,6 +45,7 @@ class TrainStep:
     recipe: str  # e.g. "SGD lr=0.01 momentum=0.9, loss sparse_categorical_crossentropy(from_logits=True)"
     learning_rate: float | None  # the optimizer's learning rate at the first step, when known
     restart: Callable | None = None  # puts the optimizer back to its first step, where the suite owns it
+    facts: Recipe = dataclasses.field(default_factory=lambda: Recipe(optimizer=None))  # typed: model/recipe.py
 
 
 @tf.autograph.experimental.do_not_convert
@@ -70,7 +71,8 @@ def suite_recipe_step(model, weights: dict, trainable: dict, learning_rate: floa
         return loss, gradients
 
     rate = optimizer.config.learning_rate
-    return TrainStep(run, f"{SUITE_OPTIMIZER} lr={rate:g}, softmax cross-entropy", rate, optimizer.restart)
+    facts = Recipe(SUITE_OPTIMIZER, rate, epsilon=optimizer.config.epsilon)
+    return TrainStep(run, f"{SUITE_OPTIMIZER} lr={rate:g}, softmax cross-entropy", rate, optimizer.restart, facts)
 
 
 def _unwrapped(function) -> list:
@@ -173,7 +175,11 @@ def user_train_step(model, weights: dict, trainable: dict, function: Callable, s
             raise TypeError(f"{TRAIN_STEP_OPTION} {spec} returned a loss of shape {loss.shape}, not a scalar")
         return tf.cast(loss, tf.float32), tape.gradient(loss, watched)
 
-    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None, restart)
+    facts = keras_recipe(optimizers[0], None) if len(optimizers) == 1 else Recipe(optimizer=None)
+    # The optimizer is named when the step has exactly one the suite can see; its rate stays unquoted: the
+    # step may scale or schedule it in its own code.
+    facts = dataclasses.replace(facts, learning_rate=None)
+    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None, restart, facts)
 
 
 def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
@@ -182,7 +188,8 @@ def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
     base = getattr(optimizer, "inner_optimizer", None) or optimizer
     recipe = f"{keras_training.describe_optimizer(optimizer)}, loss {keras_training.describe_loss(model)}"
     run = keras_training.keras_fit_step(model, weights, trainable)
-    return TrainStep(run, recipe, keras_training.learning_rate_now(base))
+    rate = keras_training.learning_rate_now(base)
+    return TrainStep(run, recipe, rate, facts=keras_recipe(optimizer, rate))
 
 
 def training_step(model, weights: dict, trainable: dict, train_step, learning_rate: float) -> TrainStep:
