@@ -115,7 +115,7 @@ def trainer_for(model, config) -> Trainer:
         optimizers = step_optimizers(model, function)
         unreachable = [o for o in optimizers if not any(o is r for r in _model_optimizers(model))]
         if unreachable:
-            raise NotImplementedError(
+            raise CannotResume(
                 "the train step's optimizer is not on the model (a module-level optimizer serves one model's "
                 "variables only): keep it on the model (model.compile(optimizer=...) or an attribute) to check resuming"
             )
@@ -167,7 +167,15 @@ def keras_method(config) -> SaveMethod:
     def restore(directory, build):
         import tensorflow as tf
 
-        return trainer_for(tf.keras.models.load_model(str(Path(directory) / "model.keras")), config)
+        try:
+            model = tf.keras.models.load_model(str(Path(directory) / "model.keras"))
+        except Exception as err:  # noqa: BLE001  (any loading failure: the user's way of saving is another)
+            raise CannotResume(
+                f"keras.models.load_model cannot load the model saved by model.save(...keras) "
+                f"({str(err).strip()[:200]}); give your own save and restore: {RESUME_WITH_OPTION} "
+                "MODULE:SAVE,MODULE:RESTORE"
+            ) from err
+        return trainer_for(model, config)
 
     return SaveMethod('model.save("model.keras") + keras.models.load_model', save, restore)
 
@@ -426,3 +434,42 @@ def fix_line(kinds: list[str], optimizer=None) -> str:
     if kinds:
         return "save every variable of the model (model.variables, not only trainable_variables) and its optimizer"
     return "keep the randomness in tracked state (a tf.random.Generator or a seed counter variable on the model)"
+
+
+# ------------------------------------------------------------------------------------------- in pytest
+
+
+class CannotResume(Exception):  # noqa: N818  (a reason to skip, not an error)
+    """The check cannot run on this model (its optimizer is out of reach, its .keras file cannot be loaded)."""
+
+
+def resume_asked(config) -> bool:
+    """``--health-resume``, ``--health-resume-with``, or a ``-k`` expression naming resume."""
+    keyword = config.getoption("keyword", "") or ""
+    return bool(config.getoption("health_resume") or config.getoption("health_resume_with") or "resume" in keyword)
+
+
+def resume_config(config):
+    """The run's settings (model, train step, seed, batch size) in the first grid cell: CPU, graph mode."""
+    from training_health.run_config import grid_inits, model_spec
+    from training_health.probe.training_probe import ProbeConfig
+
+    return ProbeConfig(
+        initializer=grid_inits(config)[0],
+        seed=config.getoption("health_seed"),
+        device="cpu",
+        mode="graph",
+        steps=sum(RESUME_STEPS),
+        batch_size=config.getoption("health_batch_size"),
+        model=model_spec(config),
+        train_step=config.getoption("health_train_step"),
+        data_spec=config.getoption("health_data"),
+    )
+
+
+def method_from_option(config) -> SaveMethod | None:
+    spec = config.getoption("health_resume_with")
+    if not spec:
+        return None
+    save, restore = resolve_resume_with(spec)
+    return own_method(resume_config(config), save, restore, f"{RESUME_WITH_OPTION} {spec}")
