@@ -451,8 +451,8 @@ def resume_asked(config) -> bool:
 
 def resume_config(config):
     """The run's settings (model, train step, seed, batch size) in the first grid cell: CPU, graph mode."""
-    from training_health.run_config import grid_inits, model_spec
     from training_health.probe.training_probe import ProbeConfig
+    from training_health.run_config import grid_inits, model_spec
 
     return ProbeConfig(
         initializer=grid_inits(config)[0],
