@@ -114,9 +114,13 @@ def test_the_suite_runs_it_with_k_resume_and_reports_the_users_own_save(tmp_path
     assert "learning-rate schedule step" in result.stdout, result.stdout
 
 
-def test_the_default_verdict_does_not_collect_it(tmp_path):
-    result = run_suite(tmp_path, "--health-model", KERAS_SCHEDULE.model, "-k", "layer_updates", "--collect-only")
-    assert "test_resume_equivalent" not in result.stdout, result.stdout
+def test_it_is_collected_only_when_asked(tmp_path):
+    model = ["--health-model", KERAS_SCHEDULE.model, "--collect-only"]
+    for options in (["-k", "layer_updates"], []):  # the default verdict, and every test of a default run
+        result = run_suite(tmp_path, *model, *options)
+        assert result.returncode == 0 and "test_resume_equivalent" not in result.stdout, result.stdout
+    result = run_suite(tmp_path, *model, "--health-resume")
+    assert "test_resume_equivalent" in result.stdout, result.stdout
 
 
 def test_a_bad_resume_with_is_a_usage_error(tmp_path):
