@@ -108,9 +108,12 @@ def run_suite(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
 
 def test_the_suite_runs_it_with_k_resume_and_reports_the_users_own_save(tmp_path):
     save = f"{MODELS}:save_without_iterations,{MODELS}:restore_without_iterations"
-    result = run_suite(tmp_path, "--health-model", KERAS_SCHEDULE.model, "--health-resume-with", save, "-k", "resume")
+    # -k resume_equivalent: -k resume would also match a checkout folder named like this worktree (wt-resume)
+    options = ["--health-model", KERAS_SCHEDULE.model, "--health-resume-with", save, "-k", "resume_equivalent"]
+    result = run_suite(tmp_path, *options)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "test_resume_equivalent" in result.stdout and "1 failed" in result.stdout, result.stdout
+    assert "passed" not in result.stdout.splitlines()[-1], result.stdout  # the verdict's tests are not selected
     assert "learning-rate schedule step" in result.stdout, result.stdout
 
 

@@ -122,7 +122,7 @@ def test_resume_equivalent(health_training_data, pytestconfig):
         pytest.skip(skipped)
     verdict, found = None, []
     try:
-        found = resume.assert_resume_equivalent(result, probe_config.context())
+        found = resume.assert_resume_equivalent(result, resume.context(probe_config, result))
     except HealthCheckError as err:
         verdict = str(err)
     if verdict:  # the message alone, no traceback through the plugin's code

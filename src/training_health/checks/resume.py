@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,11 +53,14 @@ class Trainer:
     step: Callable  # compiled: (images, labels) -> loss
     optimizers: list  # the step's optimizers (the suite's TF1 Adam, model.optimizer, ...)
     optimizer_state: Callable[[], list]  # [(name, variable)] of every optimizer variable
+    recipe: str = ""  # how the step trains, e.g. "SGD lr=0.05 (ExponentialDecay) momentum=0.9, loss ..."
 
     def state(self) -> dict:
         """Name -> value of every variable of the model and its optimizers, copied."""
-        values = {f"model/{name}": np.array(v.numpy()) for name, v in model_state(self.model)}
-        values.update({f"optimizer/{name}": np.array(v.numpy()) for name, v in self.optimizer_state()})
+        from training_health.model.variables import tf_variable  # a Keras 3 variable's own numpy() warns
+
+        values = {f"model/{name}": np.array(tf_variable(v).numpy()) for name, v in model_state(self.model)}
+        values.update({f"optimizer/{name}": np.array(tf_variable(v).numpy()) for name, v in self.optimizer_state()})
         return values
 
     @property
@@ -140,7 +144,7 @@ def trainer_for(model, config) -> Trainer:
     from training_health.probe.training_loop import needs_autograph
 
     run = tf.function(lambda x, y: step.run(x, y)[0], autograph=needs_autograph(model, config.train_step))
-    return Trainer(model, run, optimizers, optimizer_state)
+    return Trainer(model, run, optimizers, optimizer_state, step.recipe)
 
 
 def _model_optimizers(model) -> list:
@@ -162,7 +166,9 @@ class SaveMethod:
 
 def keras_method(config) -> SaveMethod:
     def save(trainer, directory):
-        trainer.model.save(str(Path(directory) / "model.keras"))
+        with warnings.catch_warnings():  # Keras 3's own saving code under NumPy 2, not the user's to fix
+            warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning)
+            trainer.model.save(str(Path(directory) / "model.keras"))
 
     def restore(directory, build):
         import tensorflow as tf
@@ -235,6 +241,7 @@ class ResumeResult:
     seconds: float
     differences: list  # per compared step (k, k+1, ..., k+m): {name: (max |diff|, straight, resumed)}
     optimizer: object = None  # the straight run's optimizer (its schedule is named in messages)
+    recipe: str = ""  # the straight run's training recipe, for the context line
 
 
 def run_resume(config, data, build: Callable, method: SaveMethod | None = None, steps=RESUME_STEPS) -> ResumeResult:
@@ -257,7 +264,8 @@ def run_resume(config, data, build: Callable, method: SaveMethod | None = None, 
         straight.step(images, labels)
         resumed.step(images, labels)
         differences.append(_differences(straight.state(), resumed.state()))
-    return ResumeResult(method.name, (k, m), time.perf_counter() - began, differences, straight.optimizer)
+    seconds = time.perf_counter() - began
+    return ResumeResult(method.name, (k, m), seconds, differences, straight.optimizer, straight.recipe)
 
 
 def _differences(straight: dict, resumed: dict) -> dict:
@@ -473,3 +481,8 @@ def method_from_option(config) -> SaveMethod | None:
         return None
     save, restore = resolve_resume_with(spec)
     return own_method(resume_config(config), save, restore, f"{RESUME_WITH_OPTION} {spec}")
+
+
+def context(config, result: ResumeResult) -> str:
+    """The run's context line with the recipe the resume runs trained with (not the suite's default rate)."""
+    return dataclasses.replace(config, recipe=result.recipe).context()
