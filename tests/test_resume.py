@@ -90,13 +90,15 @@ def test_dropout_state_left_out_is_a_warning_naming_it(health_training_data):
 
 
 def test_keras_dropout_after_load_model_is_at_most_a_warning(health_training_data):
-    """Keras 3's .keras file does not keep a Dropout layer's SeedGenerator state (measured, TF 2.21): the
-    resumed run draws other masks. Weights and optimizer resume exactly, so this is a warning, never a failure."""
+    """Keras 3's .keras file does not keep a Dropout layer's SeedGenerator state (measured, TF 2.21); Keras 2's
+    Dropout draws from random ops whose state is in no variable (TF 2.15): either way the resumed run draws
+    other masks. Weights and optimizer resume exactly, so this is a warning, never a failure."""
     result = resumed(KERAS_DROPOUT, health_training_data)
     warnings = resume.assert_resume_equivalent(result)
     restored = result.differences[0]
     assert all(resume._kind(name, value[1]) == "rng" for name, value in restored.items()), sorted(restored)
-    assert all("dropout/RNG state" in w for w in warnings), warnings
+    named = ("missing from the checkpoint: dropout/RNG state", "the checkpoint restored every variable exactly")
+    assert all(any(n in w for n in named) for w in warnings), warnings
 
 
 def run_suite(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
