@@ -112,17 +112,17 @@ def trainer_for(model, config) -> Trainer:
     weights, trainable = variables.weights, variables.trainable
     train_step = getattr(config, "train_step_function", None) or config.train_step
     if train_step:
-        step = training_step(model, weights, trainable, train_step, config.learning_rate)
         function = train_step
         if not callable(function):
             function = resolve_callable(train_step, TRAIN_STEP_OPTION, TRAIN_STEP_SIGNATURE)
         optimizers = step_optimizers(model, function)
         unreachable = [o for o in optimizers if not any(o is r for r in _model_optimizers(model))]
-        if unreachable:
+        if unreachable:  # said before training_step builds it: the probe's runs keep their module-level optimizer
             raise CannotResume(
                 "the train step's optimizer is not on the model (a module-level optimizer serves one model's "
                 "variables only): keep it on the model (model.compile(optimizer=...) or an attribute) to check resuming"
             )
+        step = training_step(model, weights, trainable, train_step, config.learning_rate)
     elif is_compiled(model):
         step = training_step(model, weights, trainable, None, config.learning_rate)
         optimizers = [model.optimizer]
@@ -252,6 +252,7 @@ def run_resume(config, data, build: Callable, method: SaveMethod | None = None, 
     k, m = steps
     indices = batch_indices(config.seed, k + m, config.batch_size, len(data.train_labels))
     batches = [(data.to_model_input(data.train_images[i]), data.train_labels[i]) for i in indices]
+    build = _built(build, batches[0][0], config.model)
     straight = trainer_for(build(), config)
     method = method or default_method(straight.model, config)
     for images, labels in batches[:k]:
@@ -266,6 +267,13 @@ def run_resume(config, data, build: Callable, method: SaveMethod | None = None, 
         differences.append(_differences(straight.state(), resumed.state()))
     seconds = time.perf_counter() - began
     return ResumeResult(method.name, (k, m), seconds, differences, straight.optimizer, straight.recipe)
+
+
+def _built(build: Callable, images, spec: str) -> Callable:
+    """``build`` giving models with their variables: a subclassed model is called once (as the probe does)."""
+    from training_health.model.user_model import ensure_built
+
+    return lambda: ensure_built(build(), images, spec)
 
 
 def _differences(straight: dict, resumed: dict) -> dict:
