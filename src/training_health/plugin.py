@@ -224,6 +224,8 @@ def pytest_collection_modifyitems(config, items):
     """One item per test and grid cell (the suite may be both imported and added), grouped for xdist."""
     seen, kept = set(), []
     for item in items:
+        if _is_resume_check(item) and not _resume_asked(config):
+            continue  # opt-in, like an option's feature: it trains the model twice more (checks/resume.py)
         if item.path == SUITE and item.nodeid.startswith("::"):  # installed outside the rootdir: no relative path
             _rename(item, f"training_health/suite.py{item.nodeid}")
         key = (getattr(item, "function", None), getattr(getattr(item, "callspec", None), "id", None))
@@ -240,6 +242,18 @@ def pytest_collection_modifyitems(config, items):
             group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
             item.add_marker(pytest.mark.xdist_group(group))
     items[:] = kept
+
+
+def _is_resume_check(item) -> bool:
+    function = getattr(item, "function", None)
+    suite = getattr(function, "__module__", "") == "training_health.suite"
+    return suite and function.__name__ == "test_resume_equivalent"
+
+
+def _resume_asked(config) -> bool:
+    from training_health.checks.resume import resume_asked
+
+    return resume_asked(config)
 
 
 COLLECTED = pytest.StashKey[float]()

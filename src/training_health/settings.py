@@ -121,6 +121,20 @@ OPTIONS = (
         scopes=(PLUGIN,),
     ),
     Option(
+        "resume",
+        "also run test_resume_equivalent: train k+m steps straight and k steps -> save -> restore into a fresh "
+        "model -> m steps, and fail naming what the checkpoint left out (also run by -k resume)",
+        flag=True,
+        scopes=(PLUGIN,),
+    ),
+    Option(
+        "resume-with",
+        "your own save and restore for the resume check, each FUNCTION(model, optimizer, directory) "
+        "(default: model.save(.keras) + load_model for a compiled Keras model, else tf.train.Checkpoint)",
+        "MODULE:SAVE,MODULE:RESTORE",
+        scopes=(PLUGIN,),
+    ),
+    Option(
         "allow-skipped",
         "exit 0 even when every selected health test skipped (default: such a run checked nothing and fails)",
         flag=True,

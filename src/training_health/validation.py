@@ -155,6 +155,17 @@ def _train_step(config, problems: list[str]) -> None:
             problems.append(f"{err}; a train step performs one step of your training and returns the loss")
 
 
+def _resume_with(config, problems: list[str]) -> None:
+    spec = config.getoption("health_resume_with", None)
+    if spec:
+        from training_health.checks.resume import resolve_resume_with
+
+        try:
+            resolve_resume_with(spec)
+        except ModelSpecError as err:
+            problems.append(str(err))
+
+
 def _thresholds_model(config, problems: list[str]) -> None:
     """A thresholds file calibrated for one user model must not silently judge another."""
     from training_health.checks.thresholds import ThresholdsError, load_thresholds
@@ -261,6 +272,7 @@ def validate_options(config) -> None:
     if not any(p.startswith(flag(config, "model")) for p in problems):
         _model(config, problems)
     _train_step(config, problems)
+    _resume_with(config, problems)
     _thresholds_model(config, problems)
     if not problems:  # only a valid configuration is worth loading data and building the model for
         parameters = _contract(config, problems)
