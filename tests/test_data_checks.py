@@ -146,7 +146,10 @@ def test_broken_setting_fails_its_own_check_with_cause_and_fix(tmp_path, case):
     result = run_suite(tmp_path, model, data)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and f"test_training_run[default-cpu-graph-{check}]" in failed[0], failed
+    # Its own check fails; the only other test allowed to fail is overfit_batch, which a broken loss can also
+    # stop (Keras 2 clips logits read as probabilities so that 16 examples cannot be fitted; Keras 3 fits them).
+    assert any(f"test_training_run[default-cpu-graph-{check}]" in line for line in failed), failed
+    assert all(f"-{check}]" in line or "-overfit_batch]" in line for line in failed), failed
     for pattern in messages:
         assert re.search(pattern, result.stdout), (pattern, result.stdout[-3000:])
     assert "During handling of the above exception" not in result.stdout  # the verdict once, no traceback

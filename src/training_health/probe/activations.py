@@ -57,7 +57,7 @@ def _parents(layer) -> list:
     parents = []
     for node in getattr(layer, "_inbound_nodes", None) or []:
         for parent in getattr(node, "parent_nodes", None) or []:
-            parents.append(parent.operation)
+            parents.append(getattr(parent, "operation", None) or getattr(parent, "layer", None))  # Keras 3 / 2
         inbound = getattr(node, "inbound_layers", None)
         parents += list(inbound) if isinstance(inbound, (list, tuple)) else [inbound] if inbound is not None else []
     return [p for p in parents if p is not None and type(p).__name__ != "InputLayer"]
