@@ -222,10 +222,11 @@ def pytest_generate_tests(metafunc):
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that -m training_health sees the mark
 def pytest_collection_modifyitems(config, items):
     """One item per test and grid cell (the suite may be both imported and added), grouped for xdist."""
-    seen, kept = set(), []
+    seen, kept, opt_in = set(), [], []
     for item in items:
         if _is_resume_check(item) and not _resume_asked(config):
-            continue  # opt-in, like an option's feature: it trains the model twice more (checks/resume.py)
+            opt_in.append(item)  # opt-in, like an option's feature: it trains the model twice more (checks/resume.py)
+            continue
         if item.path == SUITE and item.nodeid.startswith("::"):  # installed outside the rootdir: no relative path
             _rename(item, f"training_health/suite.py{item.nodeid}")
         key = (getattr(item, "function", None), getattr(getattr(item, "callspec", None), "id", None))
@@ -242,6 +243,8 @@ def pytest_collection_modifyitems(config, items):
             group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
             item.add_marker(pytest.mark.xdist_group(group))
     items[:] = kept
+    if opt_in:  # reported as deselected ("1 deselected"), not silently dropped
+        config.hook.pytest_deselected(items=opt_in)
 
 
 def _is_resume_check(item) -> bool:

@@ -21,6 +21,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.benchmark)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-benchmark is the `bench` extra: without it, this hook is not called
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Saved runs carry what makes them comparable: TF/Keras versions, oneDNN, XLA, CPU, GPU."""
     import keras
