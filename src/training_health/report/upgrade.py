@@ -163,6 +163,15 @@ def compare_configuration(config_id: str, ref: list[RecordedRun], other: list[Re
         "the differences below include where the runs started; record with --health-initial-weights"
     )
     rows = compare(summarize(b), summarize(a))  # b obtained, a expected: relative to the reference
+    random = sorted({n for r in (a, b) for n in r.data.get("state_variables", {}) if "seed_generator" in n})
+    if rows and random:
+        # Measured: the README's convnet differs from step 0 under TF 2.15 -> 2.21 from the same weights; the
+        # same model without its Dropout shows no difference beyond machine noise (docs/upgrade.md).
+        out.append(
+            f"  note: the model draws random numbers while training ({', '.join(random)}: Dropout or another random "
+            "layer); Keras 2 and Keras 3 draw different masks from the same seed, so the runs differ from step 0 "
+            "even from the same weights"
+        )
     if not rows:
         out.append("  dynamics: no difference beyond machine noise (the suite's cross-machine tolerances)")
     else:
