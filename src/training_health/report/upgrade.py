@@ -101,7 +101,8 @@ def load_verdicts(directory: Path) -> dict[str, tuple[str, str]]:
                     outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
                     message = (child.get("message") or "").strip().splitlines()[0:1]
                     message = message[0][:160] if message else ""
-            verdicts[f"{case.get('classname', '')}::{case.get('name', '')}"] = (outcome, message)
+            # The module's last name: junit's classname holds the install path (.tox.<env>.lib...site-packages).
+            verdicts[f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name', '')}"] = (outcome, message)
     return verdicts
 
 
