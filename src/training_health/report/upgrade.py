@@ -164,6 +164,8 @@ def compare_configuration(config_id: str, ref: list[RecordedRun], other: list[Re
         "the differences below include where the runs started; record with --health-initial-weights"
     )
     rows = compare(summarize(b), summarize(a))  # b obtained, a expected: relative to the reference
+    if a.data.get("recipe") != b.data.get("recipe"):  # what the run says it trained with: optimizer, lr, loss
+        out.append(f"  recipe changed: {a.data.get('recipe')!r} -> {b.data.get('recipe')!r}")
     random = sorted({n for r in (a, b) for n in r.data.get("state_variables", {}) if "seed_generator" in n})
     if rows and random:
         # Measured: the README's convnet differs from step 0 under TF 2.15 -> 2.21 from the same weights; the
