@@ -86,3 +86,10 @@ def test_weights_that_do_not_fit_are_one_usage_error_naming_the_parameter(weight
         initial_weights.apply(other, "cfg")
     with pytest.raises(UsageError, match="holds no weights for configuration other"):
         initial_weights.apply(other, "other")
+
+
+def test_weights_of_another_model_are_said_before_training(weights_file):
+    initial_weights.apply(upgrade_control.build("default", 0), "cfg")
+    problem = initial_weights.misnamed(weights_file, ["conv2d/kernel", "conv2d/bias"])
+    assert "cannot be transferred" in problem and "not in the file: conv2d/bias, conv2d/kernel" in problem
+    assert initial_weights.misnamed(weights_file, ["conv/kernel", "conv/bias", "logits/kernel", "logits/bias"]) is None

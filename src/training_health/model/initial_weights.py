@@ -91,3 +91,23 @@ def _save(path: Path, arrays: dict) -> None:
     np.savez(buffer, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue())
+
+
+def misnamed(path, parameters: list[str]) -> str | None:
+    """Before training: a problem if PATH holds weights whose names are not the model's (another model)."""
+    if not path or not Path(path).exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        stored = {}
+        for key in data.files:
+            config_id, _, name = key.partition(SEPARATOR)
+            stored.setdefault(config_id, set()).add(name)
+    for config_id, names in stored.items():
+        missing, extra = sorted(set(parameters) - names), sorted(names - set(parameters))
+        if missing or extra:
+            return (
+                f"--health-initial-weights {path}: the weights cannot be transferred to this model "
+                f"(saved for {config_id}; not in the file: {', '.join(missing) or '-'}; not in the model: "
+                f"{', '.join(extra) or '-'}); give a new file for this model or delete this one"
+            )
+    return None
