@@ -104,6 +104,9 @@ def ensure_health_run(config) -> None:
     from training_health.validation import validate_options
 
     validate_options(config)
+    from training_health.model import initial_weights
+
+    initial_weights.use(config.getoption("health_initial_weights"))
 
 
 PATH_OPTIONS = ("--health-mnist-path", "--health-probe-output", "--health-thresholds")

@@ -108,6 +108,13 @@ OPTIONS = (
     Option("min-relative-change", "one minimum relative change for every parameter", "X", float, scopes=(PLUGIN,)),
     Option("probe-output", "folder for probe JSON and pictures", "DIR", default="probe-output", scopes=(PLUGIN,)),
     Option(
+        "initial-weights",
+        "start every run from the weights in this .npz (saved there by the first run if it does not exist): "
+        "the same start under two TensorFlow versions (python -m training_health.report.upgrade)",
+        "PATH.npz",
+        scopes=(PLUGIN, MAIN),
+    ),
+    Option(
         "regen-baselines",
         "rewrite each existing dynamics baseline this run differs from beyond tolerance (files within tolerance "
         "stay untouched); the summary lists every file written",

@@ -260,6 +260,15 @@ def _frozen(config, parameters: list[str], problems: list[str]) -> None:
         )
 
 
+def _initial_weights(config, parameters: list[str], problems: list[str]) -> None:
+    """--health-initial-weights saved by another model: said before training (shapes are checked when loading)."""
+    from training_health.model.initial_weights import misnamed
+
+    problem = misnamed(config.getoption("health_initial_weights", None), parameters)
+    if problem:
+        problems.append(problem)
+
+
 def validate_options(config) -> None:
     problems: list[str] = []
     _numbers(config, problems)
@@ -279,5 +288,6 @@ def validate_options(config) -> None:
         if parameters:
             _frozen(config, parameters, problems)
             _share_layers(config, parameters)
+            _initial_weights(config, parameters, problems)
     if problems:
         raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))
