@@ -148,3 +148,13 @@ def test_no_fix_contradicts_its_row(recipe):
         if cause.title == "updates too small":
             assert check in TOO_LITTLE_CHANGE, (param, check, cause)
     assert {"updates too large: learning rate too high", "updates too small", "dead ReLUs"} <= seen, seen
+
+
+def test_weights_that_stopped_moving_after_blowing_up_get_a_learning_rate_fix_not_a_crash():
+    """A regression at SGD 0.1 (fixtures/bug_corpus regression_lr_too_high): the kernels blow up within a few
+    steps, every ReLU dies and the median update/weight ratio is 0; the fix was a ZeroDivisionError."""
+    recipe = next(iter(RECIPES))
+    traj = trajectory(recipe, 0.01, update_ratio=0.0, blown=True, dead=(0.4, 1.0))
+    cause = diagnose(traj, "hidden/kernel", check="alive", bound=0.9)
+    verb, before, after = LR_FIX.search(" ".join(cause.fixes)).groups()
+    assert verb == "lower" and float(before) == 0.01 and float(after) == pytest.approx(0.001), cause
