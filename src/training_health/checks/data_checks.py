@@ -197,7 +197,7 @@ def first_batch_labels(run: RunContext) -> np.ndarray:
 def check_initial_loss(run: RunContext) -> list[str]:
     """The loss at step 0 (before the first update) is what the loss predicts for an untrained model."""
     traj = run.trajectory
-    mismatch = _output_mismatch(run)
+    mismatch = _softmax_over_one_unit(run) or _output_mismatch(run)
     if mismatch:
         raise mismatch
     oversized = _oversized_logits(run)
@@ -220,6 +220,27 @@ def check_initial_loss(run: RunContext) -> list[str]:
     lines = [f"bound: {low:g}x to {high:g}x the prediction {derivation}{reg}; {INITIAL_LOSS_MEASURED}"]
     lines += _initial_loss_cause(run, observed, expected, ratio)
     raise HealthCheckError(f"{head}\n  context: {run.config.context()}\n" + "\n".join(f"  {x}" for x in lines))
+
+
+def _softmax_over_one_unit(run: RunContext) -> HealthCheckError | None:
+    """A softmax over a single output: exp(z) / exp(z) = 1 for every input, so no loss can depend on the weights
+    (bug corpus softmax_one_unit_*: every gradient is exactly 0 at every step). Whatever the loss."""
+    outputs = run.trajectory.outputs_start
+    if int(outputs.get("width", 0)) != 1 or final_activation(run.trained_model()) != "softmax":
+        return None
+    return _fail(
+        run,
+        "initial_loss",
+        f"softmax over one unit: the model ends in a softmax over a single output, which is always 1 (measured "
+        f"before training: outputs mean {outputs['mean']:.4g}, RMS {outputs['rms']:.4g} on the probe images)",
+        [
+            "evidence: the softmax normalizes across the outputs of a row; with one output it divides exp(z) by "
+            "itself, so the prediction ignores the input and every gradient through it is exactly 0 (no learning "
+            "rate and no number of epochs can change that)",
+            "fix: for a binary label end in Dense(1, activation='sigmoid') with binary_crossentropy, or in "
+            "Dense(2) + softmax with sparse_categorical_crossentropy",
+        ],
+    )
 
 
 def _output_mismatch(run: RunContext) -> HealthCheckError | None:
