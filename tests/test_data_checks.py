@@ -127,6 +127,16 @@ BROKEN = {
         "initial_loss",
         [r"double sigmoid: the model outputs probabilities", "fix: remove the sigmoid at the end of the model"],
     ),
+    "relu_on_logits": (
+        f"{BAD_DATA}:relu_on_logits",
+        None,
+        "initial_loss",
+        [
+            "ReLU on the output layer: the model's last activation is a ReLU and the loss "
+            r"sparse_categorical_crossentropy reads its outputs as logits",
+            r"fix: remove the ReLU from the output layer: a Dense layer without activation",
+        ],
+    ),
     "logits_as_probabilities": (
         f"{BAD_DATA}:logits_as_probabilities",
         None,

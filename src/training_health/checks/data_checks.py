@@ -197,7 +197,7 @@ def first_batch_labels(run: RunContext) -> np.ndarray:
 def check_initial_loss(run: RunContext) -> list[str]:
     """The loss at step 0 (before the first update) is what the loss predicts for an untrained model."""
     traj = run.trajectory
-    mismatch = _softmax_over_one_unit(run) or _output_mismatch(run)
+    mismatch = _softmax_over_one_unit(run) or _relu_on_the_output(run) or _output_mismatch(run)
     if mismatch:
         raise mismatch
     oversized = _oversized_logits(run)
@@ -239,6 +239,42 @@ def _softmax_over_one_unit(run: RunContext) -> HealthCheckError | None:
             "rate and no number of epochs can change that)",
             "fix: for a binary label end in Dense(1, activation='sigmoid') with binary_crossentropy, or in "
             "Dense(2) + softmax with sparse_categorical_crossentropy",
+        ],
+    )
+
+
+def _relu_on_the_output(run: RunContext) -> HealthCheckError | None:
+    """A ReLU as the last activation under a classification loss: logits that cannot go negative (a class can
+    only be ruled out by a 0, and a unit below 0 passes no gradient back), or "probabilities" above 1 that the
+    loss clips (bug corpus relu_on_logits, Zhang IPS-11; relu_output_binary, SO 44066044)."""
+    kind = run.trajectory.loss_kind
+    if not kind.known or not (kind.classifies or kind.family == losses.BINARY):
+        return None
+    if final_activation(run.trained_model()) != "relu":
+        return None
+    read_as = "logits" if kind.from_logits else "probabilities"
+    head = "softmax" if kind.classifies else "sigmoid"
+    mean = run.trajectory.outputs_start.get("mean", math.nan)
+    return _fail(
+        run,
+        "initial_loss",
+        f"ReLU on the output layer: the model's last activation is a ReLU and the loss {kind.name} reads its "
+        f"outputs as {read_as} (outputs before training: mean {mean:.3g})",
+        [
+            "evidence: "
+            + (
+                "a ReLU output cannot be negative, so a logit can push its class down only to 0, and every output "
+                "unit whose pre-activation is below 0 gets no gradient at all (it is dead for that example)"
+                if kind.from_logits
+                else "a ReLU output is neither bounded by 1 nor smooth at 0: the loss clips it into [1e-7, 1 - 1e-7], "
+                "and every clipped or negative output passes no gradient back"
+            ),
+            "fix: remove the ReLU from the output layer: "
+            + (
+                "a Dense layer without activation (the loss applies the softmax)"
+                if kind.from_logits
+                else f"end the model with a {head} ({'Dense(units, activation=' + repr(head) + ')'})"
+            ),
         ],
     )
 
@@ -297,6 +333,8 @@ def final_activation(model) -> str:
     last = layers[-1]
     if type(last).__name__ == "Softmax":
         return "softmax"
+    if type(last).__name__ == "ReLU":
+        return "relu"
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", "") if activation is not None else ""
 
