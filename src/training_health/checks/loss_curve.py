@@ -171,6 +171,13 @@ def check_loss_stable(run: RunContext) -> list[str]:
             f"(+{s['rise']:.0%} of its starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%} after step "
             f"{windows(len(loss))[1]}): it oscillates"
         )
+    early = _early_rise(loss)
+    if early is not None:
+        at, factor = early
+        problems.append(
+            f"the loss rises from {loss[0]:.4g} at step 0 to {loss[at]:.4g} at step {at} ({factor:.2g}x; bound: "
+            f"< {EARLY_RISE:g}x within the first {windows(len(loss))[1]} steps): it diverges from the start"
+        )
     if s["z"] <= -MIN_DECREASE_Z:
         problems.append(
             f"the loss rose from {s['first']:.4g} to {s['last']:.4g} ({-s['z']:.2g}x its step-to-step noise): "
@@ -178,13 +185,46 @@ def check_loss_stable(run: RunContext) -> list[str]:
         )
     if not problems:
         return []
+    summed = _summed_over_the_batch(run, loss)
     raise HealthCheckError(
         f"loss_stable: {'; '.join(problems)}\n"
         f"  context: {traj.config.context()}\n"
         f"  {_curve(loss, s)}\n"
         "  likely cause: updates too large: the learning rate overshoots the minimum along the steepest "
-        "direction, so a step lands higher than the last\n"
-        f"  fix: {lr_fix(traj, 'lower')}"
+        "direction, so a step lands higher than the last" + (f"; {summed}" if summed else "") + "\n"
+        f"  fix: {lr_fix(traj, 'lower')}" + ("; or average the loss over the batch (reduce_mean)" if summed else "")
+    )
+
+
+# The warm-up steps are left out of ``rise`` (Adam's first steps may overshoot a little); a loss that more than
+# doubles its step-0 value within them diverges. Bug corpus summed_loss_lr (plain GD 0.01 on a loss summed over
+# the batch): 294.7 -> 987 (3.35x) by step 5; its fixed twin (0.005) never rises above step 0 (max 1.0x); the
+# healthy runs of tests/test_run_checks.py and tests/test_healthy_corpus.py pass with it.
+EARLY_RISE = 2.0
+
+
+def _early_rise(loss: np.ndarray) -> tuple[int, float] | None:
+    warm = windows(len(loss))[1]
+    if not loss[0] > 0:
+        return None
+    at = int(np.argmax(loss[1 : warm + 1])) + 1
+    factor = float(loss[at] / loss[0])
+    return (at, factor) if factor > EARLY_RISE else None
+
+
+def _summed_over_the_batch(run: RunContext, loss: np.ndarray) -> str | None:
+    """A train step's loss at step 0 near batch x ln C: summed over the batch, not averaged (the evidence)."""
+    classes, batch = getattr(run.data, "num_classes", 0) or 0, run.config.batch_size
+    chance = chance_loss(run) or (math.log(classes) if classes > 1 else None)
+    if chance is None or run.trajectory.loss_kind.source != "train step" or batch < 8:
+        return None
+    ratio = float(loss[0]) / chance
+    if not batch / 2 <= ratio <= 2 * batch:
+        return None
+    return (
+        f"the step's loss at step 0 is {loss[0]:.4g} = {ratio:.0f} x ln {round(math.exp(chance))} (an untrained "
+        f"network's loss per example): it is summed over the batch of {batch}, not averaged, so each step is ~{batch}x "
+        "larger than the learning rate reads"
     )
 
 
