@@ -158,3 +158,20 @@ def test_weights_that_stopped_moving_after_blowing_up_get_a_learning_rate_fix_no
     cause = diagnose(traj, "hidden/kernel", check="alive", bound=0.9)
     verb, before, after = LR_FIX.search(" ".join(cause.fixes)).groups()
     assert verb == "lower" and float(before) == 0.01 and float(after) == pytest.approx(0.001), cause
+
+
+def test_a_gradient_below_float32_resolution_is_vanishing_not_an_optimizer_that_skips_the_weight():
+    """bug corpus deep_relu_small_uniform_init: max|g| 5.75e-16 at SGD 0.01, the kernel unchanged after 30 steps:
+    the update rounds to 0 (was: "weights never updated ... is it in the list passed to apply_gradients?")."""
+    recipe = next(iter(RECIPES))
+    traj = trajectory(recipe, 0.01)
+    column = traj.parameters.index("hidden/kernel")
+    traj.per_step["grad_max"][:, column] = 5.75e-16
+    traj.change_norm["hidden/kernel"] = 0.0
+    cause = diagnose(traj, "hidden/kernel", check="moved", bound=1e-3)
+    assert cause.title == "vanishing gradient", cause
+    assert "below float32's resolution of its weights" in str(cause) and "initialize hidden with He normal" in str(
+        cause
+    )
+    traj.per_step["grad_max"][:, column] = 0.1  # a gradient the optimizer should have applied: the optimizer's fault
+    assert diagnose(traj, "hidden/kernel", check="moved", bound=1e-3).title == "weights never updated"
