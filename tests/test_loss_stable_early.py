@@ -43,3 +43,36 @@ def test_a_loss_that_triples_in_its_first_steps_diverges_and_a_summed_loss_is_na
 
 def test_the_fixed_twin_with_the_same_summed_loss_passes():
     assert RUN_CHECKS["loss_stable"](run(TWIN)) == []
+
+
+def test_a_penalty_that_wipes_the_weights_out_is_named_before_the_learning_rate():
+    """bug corpus regularizer_and_lr_too_high (L2 beta 1, SGD 0.5): the penalty is most of the loss at step 0 and
+    the kernels halve every step; without the penalty (or when the weights keep their size) the rule is silent."""
+    from training_health.checks.loss_curve import not_learning_cause
+
+    recipe = "SGD lr=0.5, loss sparse_categorical_crossentropy(from_logits=True) + 1 regularization losses"
+    traj = trajectory(recipe, 0.5)
+    traj.outputs_start = {"regularization": 2976.0}
+    loss = np.array([2979.0] + [2.3] * 29)
+    for k in ("hidden/kernel", "logits/kernel"):
+        traj.per_step["weight_norm"][:, traj.parameters.index(k)] *= 0.5 ** np.arange(30)
+    cause, fix = not_learning_cause(traj, loss)
+    assert cause.startswith("the regularization wipes the weights out: the penalty is 2976 of the loss 2979"), cause
+    assert "lower the regularization factor (10x or more) and lower the learning rate from 0.5 to ~0.05" in fix, fix
+    traj.outputs_start = {"regularization": 0.0}
+    assert "regularization" not in not_learning_cause(traj, loss)[0]
+
+
+def test_a_mean_absolute_error_on_sigmoid_outputs_is_named_when_the_loss_stays_flat():
+    """bug corpus xor_mae: flat at 0.4994 (was: "no single cause stands out")."""
+    from training_health.checks.loss_curve import not_learning_cause
+    from training_health.model.losses import REGRESSION
+
+    traj = trajectory("SGD lr=0.05, loss mean_absolute_error", 0.05)
+    traj.loss_kind = LossKind(family=REGRESSION, from_logits=False, name="mean_absolute_error")
+    traj.outputs_start = {"unit_interval": True, "mean": 0.5}
+    cause, fix = not_learning_cause(traj, np.full(30, 0.4994))
+    assert cause.startswith("the loss is the mean absolute error (mean_absolute_error) on outputs in [0, 1]"), cause
+    assert "use binary_crossentropy" in fix and "raise the learning rate from 0.05 to ~0.5" in fix, fix
+    traj.outputs_start = {"unit_interval": False, "mean": 3.0}  # a regression head: MAE is a fair choice there
+    assert "mean absolute" not in not_learning_cause(traj, np.full(30, 0.4994))[0]
