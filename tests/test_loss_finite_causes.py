@@ -56,3 +56,23 @@ def test_a_loss_that_grew_before_the_nan_is_a_learning_rate_too_high_and_a_linea
     assert "fix: lower the learning rate from 0.01 to ~0.001" in said and "add activations" in said, said
     nonlinear = message(model(activation="relu"), [2462.0, 2.4e13, np.inf])
     assert "likely cause: updates too large: the loss grew" in nonlinear and "linear" not in nonlinear, nonlinear
+
+
+def test_multi_label_targets_read_from_a_softmax_are_named_and_one_hot_labels_are_not():
+    """bug corpus softmax_multilabel_mse: multi-hot rows under a softmax head (was: "no single cause stands out")."""
+    import types
+
+    from training_health.checks.data_checks import _softmax_over_labels
+
+    traj = dataclasses.replace(
+        trajectory(next(iter(RECIPES)), 0.01), outputs_start={"probabilities": True, "width": 3, "mean": 0.33}
+    )
+
+    def run(labels) -> RunContext:
+        data = types.SimpleNamespace(train_labels=np.asarray(labels, np.float32))
+        return RunContext(trajectory=traj, data=data, thresholds=None, trained_model=None, fresh_model=None)
+
+    error = _softmax_over_labels(run([[1, 1, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1]]))
+    assert "softmax over multi-label targets: 50% of the labels' rows have more than one label set" in str(error)
+    assert "fix: end the model with a sigmoid per label" in str(error)
+    assert _softmax_over_labels(run(np.eye(3)[[0, 1, 2, 1]])) is None  # one-hot: one label per row, a softmax fits

@@ -197,7 +197,9 @@ def first_batch_labels(run: RunContext) -> np.ndarray:
 def check_initial_loss(run: RunContext) -> list[str]:
     """The loss at step 0 (before the first update) is what the loss predicts for an untrained model."""
     traj = run.trajectory
-    mismatch = _softmax_over_one_unit(run) or _relu_on_the_output(run) or _output_mismatch(run)
+    mismatch = (
+        _softmax_over_one_unit(run) or _relu_on_the_output(run) or _softmax_over_labels(run) or _output_mismatch(run)
+    )
     if mismatch:
         raise mismatch
     oversized = _oversized_logits(run)
@@ -239,6 +241,32 @@ def _softmax_over_one_unit(run: RunContext) -> HealthCheckError | None:
             "rate and no number of epochs can change that)",
             "fix: for a binary label end in Dense(1, activation='sigmoid') with binary_crossentropy, or in "
             "Dense(2) + softmax with sparse_categorical_crossentropy",
+        ],
+    )
+
+
+def _softmax_over_labels(run: RunContext) -> HealthCheckError | None:
+    """Multi-label targets (rows of 0/1 with more than one 1) read from a softmax, whose outputs sum to 1: two true
+    labels can never both be predicted (bug corpus softmax_multilabel_mse, DeepLocalize SO 38648195)."""
+    outputs, labels = run.trajectory.outputs_start, getattr(run.data, "train_labels", None)
+    if labels is None or not outputs.get("probabilities", False):
+        return None
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[1] != int(outputs["width"]) or not np.isin(labels, (0, 1)).all():
+        return None
+    several = float(np.mean(labels.sum(axis=1) > 1))
+    if several == 0:
+        return None
+    return _fail(
+        run,
+        "initial_loss",
+        f"softmax over multi-label targets: {several:.0%} of the labels' rows have more than one label set (rows "
+        f"of {labels.shape[1]} 0/1 targets), but the model's outputs are a softmax, each row summing to 1",
+        [
+            "evidence: a softmax makes the outputs compete for one unit of probability, so two true labels can never "
+            "both be predicted; the labels are independent yes/no answers",
+            "fix: end the model with a sigmoid per label (Dense(units, activation='sigmoid')) and train it with "
+            "binary_crossentropy (one independent probability per label)",
         ],
     )
 
