@@ -173,7 +173,9 @@ def check_loss_stable(run: RunContext) -> list[str]:
         )
     from training_health.checks.diagnosis import adam_family
 
-    early = None if adam_family(traj) else _early_rise(loss)
+    early = _early_rise(loss)
+    if early is not None and adam_family(traj):  # Adam's first steps may overshoot (see EARLY_RISE)
+        early = None
     if early is not None:
         at, factor = early
         problems.append(
