@@ -127,6 +127,16 @@ BROKEN = {
         "initial_loss",
         [r"double sigmoid: the model outputs probabilities", "fix: remove the sigmoid at the end of the model"],
     ),
+    "relu_on_logits": (
+        f"{BAD_DATA}:relu_on_logits",
+        None,
+        "initial_loss",
+        [
+            "ReLU on the output layer: the model's last activation is a ReLU and the loss "
+            r"sparse_categorical_crossentropy reads its outputs as logits",
+            r"fix: remove the ReLU from the output layer: a Dense layer without activation",
+        ],
+    ),
     "logits_as_probabilities": (
         f"{BAD_DATA}:logits_as_probabilities",
         None,
@@ -153,3 +163,16 @@ def test_broken_setting_fails_its_own_check_with_cause_and_fix(tmp_path, case):
     for pattern in messages:
         assert re.search(pattern, result.stdout), (pattern, result.stdout[-3000:])
     assert "During handling of the above exception" not in result.stdout  # the verdict once, no traceback
+
+
+@pytest.mark.subprocess
+def test_softmax_over_one_unit_is_named_with_its_fix(tmp_path):
+    """The output is always 1, so every gradient is 0: the cause, not the symptom ("gradient zero at most steps")."""
+    result = run_suite(tmp_path, f"{BAD_DATA}:softmax_one_unit", f"{HEADS}:zero_vs_rest_data")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "test_training_run[default-cpu-graph-initial_loss]" in result.stdout, result.stdout[-3000:]
+    assert (
+        "initial_loss: softmax over one unit: the model ends in a softmax over a single output, which is "
+        "always 1 (measured before training: outputs mean 1, RMS 1" in result.stdout
+    ), result.stdout[-3000:]
+    assert "fix: for a binary label end in Dense(1, activation='sigmoid')" in result.stdout

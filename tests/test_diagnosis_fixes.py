@@ -118,7 +118,7 @@ def test_an_unknown_learning_rate_is_never_quoted():
 def test_updates_too_large_never_explains_a_parameter_that_moved_too_little():
     """Blown-up kernels elsewhere do not make a bias that moved too little "too large"."""
     traj = trajectory(next(iter(RECIPES)), 0.01, update_ratio=0.5, blown=True)
-    for check in TOO_LITTLE_CHANGE:
+    for check in (*TOO_LITTLE_CHANGE, "grad_norm_min"):
         cause = diagnose(traj, "hidden/bias", check=check, bound=just_missed(traj, "hidden/bias", check))
         assert "too large" not in cause.title and "lower the learning rate" not in str(cause), (check, cause)
     assert diagnose(traj, "hidden/kernel", check="grad_norm_max", bound=0.5).title.startswith("updates too large")
@@ -148,3 +148,30 @@ def test_no_fix_contradicts_its_row(recipe):
         if cause.title == "updates too small":
             assert check in TOO_LITTLE_CHANGE, (param, check, cause)
     assert {"updates too large: learning rate too high", "updates too small", "dead ReLUs"} <= seen, seen
+
+
+def test_weights_that_stopped_moving_after_blowing_up_get_a_learning_rate_fix_not_a_crash():
+    """A regression at SGD 0.1 (fixtures/bug_corpus regression_lr_too_high): the kernels blow up within a few
+    steps, every ReLU dies and the median update/weight ratio is 0; the fix was a ZeroDivisionError."""
+    recipe = next(iter(RECIPES))
+    traj = trajectory(recipe, 0.01, update_ratio=0.0, blown=True, dead=(0.4, 1.0))
+    cause = diagnose(traj, "hidden/kernel", check="alive", bound=0.9)
+    verb, before, after = LR_FIX.search(" ".join(cause.fixes)).groups()
+    assert verb == "lower" and float(before) == 0.01 and float(after) == pytest.approx(0.001), cause
+
+
+def test_a_gradient_below_float32_resolution_is_vanishing_not_an_optimizer_that_skips_the_weight():
+    """bug corpus deep_relu_small_uniform_init: max|g| 5.75e-16 at SGD 0.01, the kernel unchanged after 30 steps:
+    the update rounds to 0 (was: "weights never updated ... is it in the list passed to apply_gradients?")."""
+    recipe = next(iter(RECIPES))
+    traj = trajectory(recipe, 0.01)
+    column = traj.parameters.index("hidden/kernel")
+    traj.per_step["grad_max"][:, column] = 5.75e-16
+    traj.change_norm["hidden/kernel"] = 0.0
+    cause = diagnose(traj, "hidden/kernel", check="moved", bound=1e-3)
+    assert cause.title == "vanishing gradient", cause
+    assert "below float32's resolution of its weights" in str(cause) and "initialize hidden with He normal" in str(
+        cause
+    )
+    traj.per_step["grad_max"][:, column] = 0.1  # a gradient the optimizer should have applied: the optimizer's fault
+    assert diagnose(traj, "hidden/kernel", check="moved", bound=1e-3).title == "weights never updated"

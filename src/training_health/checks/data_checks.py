@@ -197,7 +197,9 @@ def first_batch_labels(run: RunContext) -> np.ndarray:
 def check_initial_loss(run: RunContext) -> list[str]:
     """The loss at step 0 (before the first update) is what the loss predicts for an untrained model."""
     traj = run.trajectory
-    mismatch = _output_mismatch(run)
+    mismatch = (
+        _softmax_over_one_unit(run) or _relu_on_the_output(run) or _softmax_over_labels(run) or _output_mismatch(run)
+    )
     if mismatch:
         raise mismatch
     oversized = _oversized_logits(run)
@@ -220,6 +222,89 @@ def check_initial_loss(run: RunContext) -> list[str]:
     lines = [f"bound: {low:g}x to {high:g}x the prediction {derivation}{reg}; {INITIAL_LOSS_MEASURED}"]
     lines += _initial_loss_cause(run, observed, expected, ratio)
     raise HealthCheckError(f"{head}\n  context: {run.config.context()}\n" + "\n".join(f"  {x}" for x in lines))
+
+
+def _softmax_over_one_unit(run: RunContext) -> HealthCheckError | None:
+    """A softmax over a single output: exp(z) / exp(z) = 1 for every input, so no loss can depend on the weights
+    (bug corpus softmax_one_unit_*: every gradient is exactly 0 at every step). Whatever the loss."""
+    outputs = run.trajectory.outputs_start
+    if int(outputs.get("width", 0)) != 1 or final_activation(run.trained_model()) != "softmax":
+        return None
+    return _fail(
+        run,
+        "initial_loss",
+        f"softmax over one unit: the model ends in a softmax over a single output, which is always 1 (measured "
+        f"before training: outputs mean {outputs['mean']:.4g}, RMS {outputs['rms']:.4g} on the probe images)",
+        [
+            "evidence: the softmax normalizes across the outputs of a row; with one output it divides exp(z) by "
+            "itself, so the prediction ignores the input and every gradient through it is exactly 0 (no learning "
+            "rate and no number of epochs can change that)",
+            "fix: for a binary label end in Dense(1, activation='sigmoid') with binary_crossentropy, or in "
+            "Dense(2) + softmax with sparse_categorical_crossentropy",
+        ],
+    )
+
+
+def _softmax_over_labels(run: RunContext) -> HealthCheckError | None:
+    """Multi-label targets (rows of 0/1 with more than one 1) read from a softmax, whose outputs sum to 1: two true
+    labels can never both be predicted (bug corpus softmax_multilabel_mse, DeepLocalize SO 38648195)."""
+    outputs, labels = run.trajectory.outputs_start, getattr(run.data, "train_labels", None)
+    if labels is None or not outputs.get("probabilities", False):
+        return None
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[1] != int(outputs["width"]) or not np.isin(labels, (0, 1)).all():
+        return None
+    several = float(np.mean(labels.sum(axis=1) > 1))
+    if several == 0:
+        return None
+    return _fail(
+        run,
+        "initial_loss",
+        f"softmax over multi-label targets: {several:.0%} of the labels' rows have more than one label set (rows "
+        f"of {labels.shape[1]} 0/1 targets), but the model's outputs are a softmax, each row summing to 1",
+        [
+            "evidence: a softmax makes the outputs compete for one unit of probability, so two true labels can never "
+            "both be predicted; the labels are independent yes/no answers",
+            "fix: end the model with a sigmoid per label (Dense(units, activation='sigmoid')) and train it with "
+            "binary_crossentropy (one independent probability per label)",
+        ],
+    )
+
+
+def _relu_on_the_output(run: RunContext) -> HealthCheckError | None:
+    """A ReLU as the last activation under a classification loss: logits that cannot go negative (a class can
+    only be ruled out by a 0, and a unit below 0 passes no gradient back), or "probabilities" above 1 that the
+    loss clips (bug corpus relu_on_logits, Zhang IPS-11; relu_output_binary, SO 44066044)."""
+    kind = run.trajectory.loss_kind
+    if not kind.known or not (kind.classifies or kind.family == losses.BINARY):
+        return None
+    if final_activation(run.trained_model()) != "relu":
+        return None
+    read_as = "logits" if kind.from_logits else "probabilities"
+    head = "softmax" if kind.classifies else "sigmoid"
+    mean = run.trajectory.outputs_start.get("mean", math.nan)
+    return _fail(
+        run,
+        "initial_loss",
+        f"ReLU on the output layer: the model's last activation is a ReLU and the loss {kind.name} reads its "
+        f"outputs as {read_as} (outputs before training: mean {mean:.3g})",
+        [
+            "evidence: "
+            + (
+                "a ReLU output cannot be negative, so a logit can push its class down only to 0, and every output "
+                "unit whose pre-activation is below 0 gets no gradient at all (it is dead for that example)"
+                if kind.from_logits
+                else "a ReLU output is neither bounded by 1 nor smooth at 0: the loss clips it into [1e-7, 1 - 1e-7], "
+                "and every clipped or negative output passes no gradient back"
+            ),
+            "fix: remove the ReLU from the output layer: "
+            + (
+                "a Dense layer without activation (the loss applies the softmax)"
+                if kind.from_logits
+                else f"end the model with a {head} ({'Dense(units, activation=' + repr(head) + ')'})"
+            ),
+        ],
+    )
 
 
 def _output_mismatch(run: RunContext) -> HealthCheckError | None:
@@ -276,6 +361,8 @@ def final_activation(model) -> str:
     last = layers[-1]
     if type(last).__name__ == "Softmax":
         return "softmax"
+    if type(last).__name__ == "ReLU":
+        return "relu"
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", "") if activation is not None else ""
 

@@ -171,6 +171,17 @@ def check_loss_stable(run: RunContext) -> list[str]:
             f"(+{s['rise']:.0%} of its starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%} after step "
             f"{windows(len(loss))[1]}): it oscillates"
         )
+    from training_health.checks.diagnosis import adam_family
+
+    early = _early_rise(loss)
+    if early is not None and adam_family(traj):  # Adam's first steps may overshoot (see EARLY_RISE)
+        early = None
+    if early is not None:
+        at, factor = early
+        problems.append(
+            f"the loss rises from {loss[0]:.4g} at step 0 to {loss[at]:.4g} at step {at} ({factor:.2g}x; bound: "
+            f"< {EARLY_RISE:g}x within the first {windows(len(loss))[1]} steps): it diverges from the start"
+        )
     if s["z"] <= -MIN_DECREASE_Z:
         problems.append(
             f"the loss rose from {s['first']:.4g} to {s['last']:.4g} ({-s['z']:.2g}x its step-to-step noise): "
@@ -178,13 +189,47 @@ def check_loss_stable(run: RunContext) -> list[str]:
         )
     if not problems:
         return []
+    summed = _summed_over_the_batch(run, loss)
     raise HealthCheckError(
         f"loss_stable: {'; '.join(problems)}\n"
         f"  context: {traj.config.context()}\n"
         f"  {_curve(loss, s)}\n"
         "  likely cause: updates too large: the learning rate overshoots the minimum along the steepest "
-        "direction, so a step lands higher than the last\n"
-        f"  fix: {lr_fix(traj, 'lower')}"
+        "direction, so a step lands higher than the last" + (f"; {summed}" if summed else "") + "\n"
+        f"  fix: {lr_fix(traj, 'lower')}" + ("; or average the loss over the batch (reduce_mean)" if summed else "")
+    )
+
+
+# The warm-up steps are left out of ``rise`` (Adam's first steps may overshoot); without Adam, a loss that more
+# than doubles its step-0 value within them diverges. Bug corpus summed_loss_lr (plain GD 0.01 on a loss summed
+# over the batch): 294.7 -> 987 (3.35x) by step 5; its fixed twin (0.005) never rises above step 0 (max 1.0x).
+# Adam is left out: relu_on_logits' healthy twin (Adam 1e-3, N(0, 0.1) kernels) overshoots 4.93 -> 15.8 (3.2x)
+# at step 2 and ends at 0.71. The healthy runs of tests/test_run_checks.py and tests/test_healthy_corpus.py pass.
+EARLY_RISE = 2.0
+
+
+def _early_rise(loss: np.ndarray) -> tuple[int, float] | None:
+    warm = windows(len(loss))[1]
+    if not loss[0] > 0:
+        return None
+    at = int(np.argmax(loss[1 : warm + 1])) + 1
+    factor = float(loss[at] / loss[0])
+    return (at, factor) if factor > EARLY_RISE else None
+
+
+def _summed_over_the_batch(run: RunContext, loss: np.ndarray) -> str | None:
+    """A train step's loss at step 0 near batch x ln C: summed over the batch, not averaged (the evidence)."""
+    classes, batch = getattr(run.data, "num_classes", 0) or 0, run.config.batch_size
+    chance = chance_loss(run) or (math.log(classes) if classes > 1 else None)
+    if chance is None or run.trajectory.loss_kind.source != "train step" or batch < 8:
+        return None
+    ratio = float(loss[0]) / chance
+    if not batch / 2 <= ratio <= 2 * batch:
+        return None
+    return (
+        f"the step's loss at step 0 is {loss[0]:.4g} = {ratio:.0f} x ln {round(math.exp(chance))} (an untrained "
+        f"network's loss per example): it is summed over the batch of {batch}, not averaged, so each step is ~{batch}x "
+        "larger than the learning rate reads"
     )
 
 
@@ -199,6 +244,50 @@ def lr_fix(traj, verb: str) -> str:
     return f"{fix} ({name})" if name else fix
 
 
+def regularization_wipes_the_weights(traj, loss: np.ndarray) -> tuple[str, str] | None:
+    """The regularization penalty is most of the loss at step 0 and the kernels shrink to a tenth of their size or
+    less: gradient descent minimizes the penalty, not the data term (bug corpus regularizer_and_lr_too_high, Zhang
+    IPS-13: L2 beta 1 at SGD 0.5 multiplies the weights by 1 - 0.5 = 0.5 each step: 2979 -> 2.2 in 9 steps, then
+    the loss of a network that predicts nothing)."""
+    from training_health.checks.diagnosis import kernel_scales
+
+    penalty = float(traj.outputs_start.get("regularization", 0.0) or 0.0)
+    if not (np.isfinite(penalty) and penalty > 0.5 * loss[0]):
+        return None
+    shrunk = {}
+    for k in kernel_scales(traj):
+        norms = traj.column("weight_norm", k)
+        if norms[0] > 0 and norms[-1] < 0.1 * norms[0]:
+            shrunk[k] = float(norms[-1] / norms[0])
+    if not shrunk:
+        return None
+    listing = ", ".join(f"{k} {v:.2g}x" for k, v in shrunk.items())
+    return (
+        f"the regularization wipes the weights out: the penalty is {penalty:.4g} of the loss {loss[0]:.4g} at step 0 "
+        f"and the kernels shrink to {listing} of their size in {len(loss)} steps, so what is left predicts nothing",
+        "lower the regularization factor (10x or more) and " + lr_fix(traj, "lower"),
+    )
+
+
+MEAN_ABSOLUTE = ("meanabsoluteerror", "mae")
+
+
+def mean_absolute_error_on_probabilities(traj) -> tuple[str, str] | None:
+    """A mean absolute error on outputs in [0, 1] (a sigmoid head): its gradient through the sigmoid is
+    +-p(1 - p), whatever the size of the error, so saturated outputs stop learning (bug corpus xor_mae, DeepFD
+    31556268: flat at 0.4994 for 30 steps; its fix is the mean squared error and a larger learning rate)."""
+    kind, outputs = traj.loss_kind, traj.outputs_start
+    if kind.key not in MEAN_ABSOLUTE or not outputs.get("unit_interval", False):
+        return None
+    return (
+        f"the loss is the mean absolute error ({kind.name}) on outputs in [0, 1] (mean {outputs['mean']:.3g} before "
+        "training): its gradient through the sigmoid is +-p(1 - p) whatever the error, tiny where the outputs "
+        "saturate, so the loss stays flat",
+        "for 0/1 labels use binary_crossentropy (its gradient is p - y: large when wrong); a mean squared error "
+        "also works with " + lr_fix(traj, "raise"),
+    )
+
+
 def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
     """Why a run did not learn, from what the trajectory measured: the first premise that holds."""
     from training_health.checks.diagnosis import (
@@ -210,6 +299,9 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
         update_ratio,
     )
 
+    penalty = regularization_wipes_the_weights(traj, loss)
+    if penalty:
+        return penalty
     oversized = oversized_kernels(traj)
     if oversized:
         listing = ", ".join(f"{k} {v:.1f}x" for k, v in oversized.items())
@@ -240,6 +332,9 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
             f"{norms[kernels[0]] / norms[kernels[-1]]:.1g}x that of {kernels[-1]} ({norms[kernels[-1]]:.2g})",
             "use ReLU activations with He initialization, or add BatchNormalization between the layers",
         )
+    absolute = mean_absolute_error_on_probabilities(traj)
+    if absolute:
+        return absolute
     ratios = [r for k in kernels if (r := update_ratio(traj, k)) is not None]
     if ratios and float(np.median(ratios)) < TYPICAL_UPDATE_RATIO / 30:
         return (

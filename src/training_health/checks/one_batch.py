@@ -30,13 +30,22 @@ FITS, SLOW, STUCK = "fits", "slow", "stuck"
 # (SGD 1e-3, the Keras guide's rate) 7 of 16 right after 200 steps, loss 2.41 -> 2.05; separable_convnet
 # (a plateau at ln 10 for its first ~100 steps) 8 of 16. Stuck: no better than that constant answer, as
 # run_faults:dead_activation_layers (every unit dead: the same logits for every image).
+# Slow too: an inference-mode loss below the lowest loss any constant answer reaches on the batch (the entropy
+# of its labels: no input-blind prediction beats it), by CONSTANT_LOSS_MARGIN. Accuracy alone misses a binary
+# model that learns before it flips a prediction: bug corpus softmax_one_unit_mae's fixed twin (Dense(1) ->
+# sigmoid -> Dense(1, sigmoid), RMSprop 1e-3) 11 of 16 right = the constant's 11, but loss 0.688 -> 0.579
+# against the constant's best 0.621 (7% below).
 FIT_LEFT = 0.2
+CONSTANT_LOSS_MARGIN = 0.02
 
 
 def fit_verdict(fit: dict) -> str:
     if fit["correct"] == OVERFIT_EXAMPLES or fit["left"] <= FIT_LEFT:
         return FITS
-    return SLOW if fit["correct"] > fit["constant_correct"] else STUCK
+    beats_constant = fit.get("constant_loss") is not None and fit["loss"] < fit["constant_loss"] * (
+        1 - CONSTANT_LOSS_MARGIN
+    )
+    return SLOW if fit["correct"] > fit["constant_correct"] or beats_constant else STUCK
 
 
 def fit_one_batch(run: RunContext, max_steps: int = MAX_STEPS) -> dict:
@@ -89,6 +98,7 @@ def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
         "steps": steps,
         "correct": correct,
         "constant_correct": _constant_correct(labels, kind),
+        "constant_loss": _constant_loss(labels, kind),
         "loss": loss,
         "initial_loss": initial_loss,
         "initial_correct": initial_correct,
@@ -105,6 +115,23 @@ def _constant_correct(labels, kind) -> int:
         return int(np.bincount(ids.astype(np.int64)).max())
     rows = (labels.reshape(len(labels), -1) > 0.5).astype(np.int8)
     return int(np.unique(rows, axis=0, return_counts=True)[1].max())
+
+
+def _constant_loss(labels, kind) -> float | None:
+    """The lowest loss one constant answer reaches on the batch: the entropy of its labels (the class-id
+    distribution; per output unit for 0/1 targets); None for losses that are not a cross-entropy."""
+    from training_health.model.losses import BINARY
+
+    labels = np.asarray(labels)
+    if kind.classifies:
+        ids = labels if labels.ndim == 1 else labels.argmax(-1)
+        p = np.bincount(ids.astype(np.int64)) / len(ids)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+    if kind.family == BINARY:
+        p = np.clip((labels.reshape(len(labels), -1) > 0.5).mean(axis=0), 1e-12, 1 - 1e-12)
+        return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+    return None
 
 
 def _batch_loss_and_correct(model, x, labels, kind) -> tuple[float, int]:

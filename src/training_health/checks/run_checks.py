@@ -76,13 +76,71 @@ def check_loss_finite(run: RunContext) -> list[str]:
     bad = np.flatnonzero(~np.isfinite(loss))
     if bad.size:
         first = int(bad[0])
+        cause = "".join(f"\n  {line}" for line in _non_finite_cause(run, loss, first))
         raise HealthCheckError(
             f"loss_finite: the loss is {loss[first]} at step {first} ({bad.size} of {loss.size} steps non-finite)\n"
             f"  context: {run.config.context()}\n"
             f"  last finite loss: {_last_finite(loss[:first])}; the per-layer tests name the first weight whose "
-            "gradient or update went non-finite, and its cause"
+            "gradient or update went non-finite" + cause
         )
     return []
+
+
+FLOAT16_TINIEST = float(np.finfo(np.float16).smallest_subnormal)  # 6e-8: anything smaller rounds to 0
+
+
+def _non_finite_cause(run: RunContext, loss: np.ndarray, first: int) -> list[str]:
+    """Why the loss went non-finite, from what the run measured; the first cause whose evidence holds, else []."""
+    try:
+        model = run.trained_model()
+    except Exception:  # the cause is extra: a model that cannot be rebuilt leaves the symptom alone
+        model = None
+    epsilon = getattr(getattr(model, "optimizer", None), "epsilon", None)
+    half = [getattr(v, "path", v.name) for v in getattr(model, "trainable_variables", []) if "float16" in str(v.dtype)]
+    if half and isinstance(epsilon, float) and 0 < epsilon < FLOAT16_TINIEST:
+        return [
+            f"likely cause: the optimizer's epsilon {epsilon:g} rounds to 0 in float16 (the smallest float16 is "
+            f"{FLOAT16_TINIEST:.2g}) and {len(half)} weights ({', '.join(half[:3])}) are float16: where a gradient "
+            "is exactly 0 the update m / (sqrt(v) + epsilon) is 0 / 0 = NaN",
+            "fix: raise the optimizer's epsilon to 1e-4 (representable in float16), or keep the weights in float32 "
+            "(mixed precision: keras.mixed_precision.set_global_policy('mixed_float16'))",
+        ]
+    outputs = run.trajectory.outputs_start
+    if first == 0 and np.isfinite(outputs.get("rms", np.nan)) and not outputs.get("unit_interval", True):
+        return [
+            f"likely cause: the loss itself: it is not finite at step 0, before any update, on finite outputs of "
+            f"the untrained model (mean {outputs['mean']:.3g}, RMS {outputs['rms']:.3g}) that are not probabilities "
+            "(not all in [0, 1]): a loss that takes the log of them takes the log of a negative or zero value",
+            "fix: apply a sigmoid / softmax before the log (or use the Keras loss with from_logits=True), and clip "
+            "the log's argument away from 0 (tf.clip_by_value(p, 1e-7, 1.0))",
+        ]
+    finite = loss[:first]
+    if first >= 2 and finite[-1] > 2 * finite[0]:
+        from training_health.checks.loss_curve import lr_fix
+
+        linear = " in a model with no activation in any layer (a linear network)" if _is_linear(model) else ""
+        return [
+            f"likely cause: updates too large{linear}: the loss grew from {finite[0]:.4g} to {finite[-1]:.4g} in "
+            f"{first - 1} step{'s' if first > 2 else ''} before it went non-finite",
+            f"fix: {lr_fix(run.trajectory, 'lower')}"
+            + ("; add activations (a linear network cannot fit the classes)" if linear else ""),
+        ]
+    return []
+
+
+NONLINEAR_LAYERS = ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Activation")
+
+
+def _is_linear(model) -> bool:
+    """Every layer of a Keras model is linear (no activation, no activation layer); False when unreadable."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return False
+    for layer in layers:
+        activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+        if type(layer).__name__ in NONLINEAR_LAYERS or activation != "linear" or hasattr(layer, "layers"):
+            return False
+    return True
 
 
 def _last_finite(loss: np.ndarray) -> str:
