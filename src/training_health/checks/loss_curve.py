@@ -234,14 +234,10 @@ def _summed_over_the_batch(run: RunContext, loss: np.ndarray) -> str | None:
 
 
 def lr_fix(traj, verb: str) -> str:
-    """A step of 10x from the run's own learning rate (its optimizer named); none quoted when it is unknown."""
-    from training_health.checks.diagnosis import learning_rate, learning_rate_fix, optimizer_name
+    """``diagnosis.lr_fix``, imported when needed: this module is imported at collection, without TensorFlow."""
+    from training_health.checks.diagnosis import lr_fix as fix
 
-    lr = learning_rate(traj)
-    target = None if lr is None else (lr / 10 if verb == "lower" else lr * 10)
-    fix = learning_rate_fix(traj, verb, target)
-    name = optimizer_name(traj)
-    return f"{fix} ({name})" if name else fix
+    return fix(traj, verb)
 
 
 def regularization_wipes_the_weights(traj, loss: np.ndarray) -> tuple[str, str] | None:

@@ -116,7 +116,7 @@ def _non_finite_cause(run: RunContext, loss: np.ndarray, first: int) -> list[str
         ]
     finite = loss[:first]
     if first >= 2 and finite[-1] > 2 * finite[0]:
-        from training_health.checks.loss_curve import lr_fix
+        from training_health.checks.diagnosis import lr_fix
 
         linear = " in a model with no activation in any layer (a linear network)" if _is_linear(model) else ""
         return [
