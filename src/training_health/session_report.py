@@ -63,6 +63,8 @@ class SessionReport:
 
     def _record_seed(self, report) -> None:
         """With --health-seeds, each test's outcome per seed (setup and call: a failed setup counts)."""
+        if not self.config.getoption("health_seeds", None):
+            return  # an id's "-seed0-" is only a --health-seeds cell when that option was given
         match = SEED_IN_ID.search(report.nodeid)
         if not match or (report.when != "call" and not report.failed):
             return
