@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from training_health.checks.run_checks import run_check_names
+from training_health.probe.devices import float16_conv_unsupported
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "fixtures.user_models"
@@ -78,9 +79,9 @@ def mnist_folder_with_space(tmp_path_factory, health_mnist) -> Path:
     return folder
 
 
-def run_outside(folder: Path, options: list[str]) -> subprocess.CompletedProcess:
+def run_outside(folder: Path, options: list[str], environment: dict | None = None) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **(environment or {})}
     command = [sys.executable, "-m", "pytest", *options, *FAST]
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False, timeout=900)
 
@@ -167,8 +168,31 @@ def test_unbuilt_subclassed_model_is_built_and_checked(verdicts):
 
 def test_mixed_float16_with_float16_logits_works(verdicts):
     result = verdicts["mixed_float16"]
+    if float16_conv_unsupported():  # this CPU's oneDNN has no float16 conv: the clear refusal instead
+        assert_refused_for_float16_conv(result)
+        pytest.skip(f"float16 convolution cannot run on this CPU; refused as it should be ({MIXED_CAPPED})")
     assert_exit(result, 0)
     assert run_level_summary(4) in result.stdout, result.stdout[-3000:]
+
+
+# oneDNN capped below AVX512_FP16 (any x86 CPU can be capped so): the CPUs float16 convolutions fail on.
+MIXED_CAPPED = "TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=AVX2"
+
+
+def assert_refused_for_float16_conv(result: subprocess.CompletedProcess) -> None:
+    __tracebackhide__ = True
+    assert_exit(result, 4)
+    said = output(result)
+    assert "no float16 convolution on this CPU" in said and "TF_ENABLE_ONEDNN_OPTS=0" in said, said[-3000:]
+    assert "Traceback" not in said and "reshape" not in said, said[-3000:]
+
+
+def test_mixed_float16_on_a_cpu_without_float16_convolutions_is_refused_with_the_fix(tmp_path):
+    """A mixed_float16 convnet on an AMD or pre-Sapphire-Rapids Intel CPU: TensorFlow's oneDNN raises
+    AbortedError at the first convolution; the user gets the CPU as the cause and TF_ENABLE_ONEDNN_OPTS=0."""
+    capped = dict(item.split("=") for item in MIXED_CAPPED.split())
+    result = run_outside(tmp_path / "capped", SCENARIOS["mixed_float16"], capped)
+    assert_refused_for_float16_conv(result)
 
 
 def test_flat_input_model_with_its_own_data_works(verdicts):

@@ -86,6 +86,12 @@ def _call(model, images, data, where: str):
     try:
         return model(images, training=False)
     except Exception as err:  # shapes or dtypes the model cannot take
+        from training_health.probe.devices import is_onednn_float16_conv_failure, onednn_float16_conv_hint
+
+        if is_onednn_float16_conv_failure(err):  # the CPU, not the input: reshaping would not help
+            raise ContractError(
+                f"{where}: calling the model on a batch raised {type(err).__name__}: {onednn_float16_conv_hint()}"
+            ) from err
         raise ContractError(
             f"{where}: calling the model on a batch {data.batch_description()} from {data.source} raised "
             f"{type(err).__name__}: {first_line(err)}. {_input_hint(data)}"
