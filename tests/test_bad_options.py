@@ -98,8 +98,9 @@ CASES = [
         "batch-size-above-the-data",  # with the model: the data's size is known once it is loaded
         "d",
         ["--health-batch-size", "60001"],
-        "--health-batch-size 60001: the training data (MNIST's training set) has only 60000 examples; "
-        "give --health-batch-size 60000 or less",
+        "--health-batch-size 60001: MNIST's training set has 60000 examples, fewer than one batch of 60001: "
+        "every step would train on the same examples repeated within the batch. Give at least 60001 examples, "
+        "or give --health-batch-size 60000 or less",
     ),
     (
         "mnist-path-missing",

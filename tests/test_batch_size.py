@@ -45,7 +45,9 @@ def test_calibrate_refuses_a_batch_larger_than_the_data(tmp_path, capsys):
 
     out = tmp_path / "t.toml"
     assert calibrate.main(["--model", MODEL, "--batch-size", "60001", "--out", str(out)]) == 4
-    assert "--batch-size 60001: the training data" in capsys.readouterr().err and not out.exists()
+    said = capsys.readouterr().err
+    assert "--batch-size 60001: MNIST" in said and "has 60000 examples, fewer than one batch of 60001" in said, said
+    assert "give --batch-size 60000 or less" in said and "--health-" not in said and not out.exists()
 
 
 def test_main_job_takes_the_batch_size(tmp_path, capsys):

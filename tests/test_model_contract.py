@@ -78,7 +78,12 @@ CASES = {
     ),
     "float_labels_for_class_ids": (
         ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:labels_divided_by_255"],
-        ["are float targets [60000] with non-integer values", "needs class ids 0..C-1", "labels divided by 255"],
+        [
+            f"--health-data {BAD_DATA}:labels_divided_by_255 (labels for the loss of --health-model {HEADS}:",
+            "are float targets [60000] with non-integer values",
+            "needs class ids 0..C-1",
+            "labels divided by 255",
+        ],
     ),
     "class_ids_for_a_binary_head": (
         ["--health-model", f"{HEADS}:binary_logit"],

@@ -217,7 +217,10 @@ def _contract(config, problems: list[str]) -> list[str] | None:
             flag(config, "model"),
         )
         models = [
-            check_model_contract(spec, init, seed, data, option=option, train_step=step) for init in grid_inits(config)
+            check_model_contract(
+                spec, init, seed, data, option=option, train_step=step, data_option=flag(config, "data")
+            )
+            for init in grid_inits(config)
         ]
     except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))
@@ -230,12 +233,11 @@ MNIST_TRAIN_EXAMPLES = 60000
 
 def _batch_fits(config, examples: int, source: str, problems: list[str]) -> None:
     """A batch larger than the data would repeat examples within one step: not the user's training."""
-    size = config.getoption("health_batch_size", 128)
-    if size > examples:
-        problems.append(
-            f"{flag(config, 'batch-size')} {size}: the training data ({source}) has only {examples} examples; "
-            f"give {flag(config, 'batch-size')} {examples} or less"
-        )
+    from training_health.data.user_data import batch_exceeds
+
+    short = batch_exceeds(source, examples, config.getoption("health_batch_size", 128), flag(config, "batch-size"))
+    if short:
+        problems.append(short)
 
 
 def _share_layers(config, parameters: list[str]) -> None:

@@ -118,12 +118,19 @@ def load_training_data(spec: str | None, mnist_path: str | None = None, option: 
 
 def fewer_than_a_batch(data: TrainingData, batch_size: int, option: str | None = None) -> str | None:
     """Why ``data`` cannot fill one batch, or None: each batch would repeat examples, hiding what a real batch does."""
-    count = len(data.train_labels)
+    return batch_exceeds(data.source, len(data.train_labels), batch_size, option)
+
+
+def batch_exceeds(source: str, count: int, batch_size: int, option: str | None = None) -> str | None:
+    """The one wording of a batch larger than the training data (plugin, main job, calibrate), or None.
+
+    ``option`` is the batch-size option as the caller spells it (``--health-batch-size``, ``--batch-size``)."""
     if count >= batch_size:
         return None
-    smaller = f", or give a batch size of at most {count} ({option} {count})" if option else ""
+    named = f"{option} {batch_size}: " if option else ""
+    smaller = f", or give {option} {count} or less" if option else ""
     return (
-        f"{data.source} has {count} examples, fewer than one batch of {batch_size}: every step would train on the "
+        f"{named}{source} has {count} examples, fewer than one batch of {batch_size}: every step would train on the "
         f"same examples repeated within the batch. Give at least {batch_size} examples{smaller}"
     )
 

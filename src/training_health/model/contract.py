@@ -41,9 +41,18 @@ class ContractError(UsageError):
 
 
 def check_model_contract(
-    spec: str, initializer: str, seed: int, data, option: str = "--health-model", train_step: str | None = None
+    spec: str,
+    initializer: str,
+    seed: int,
+    data,
+    option: str = "--health-model",
+    train_step: str | None = None,
+    data_option: str | None = None,
 ):
-    """Build the model from ``spec`` and call it on a batch of ``data``; returns the (now built) model."""
+    """Build the model from ``spec`` and call it on a batch of ``data``; returns the (now built) model.
+
+    ``data_option`` (``--health-data``, calibrate's ``--data``): the option that gave ``data``, named by the
+    messages about its labels (the user's data function is what to change there, not the model)."""
     where = f"{option} {spec}"
     try:
         factory = resolve_factory(spec, option)
@@ -51,10 +60,10 @@ def check_model_contract(
         raise ContractError(f"{err}; {FACTORY_CONTRACT}") from err
     model = _build(factory, where, initializer, seed)
     images = data.to_model_input(data.train_images[:CONTRACT_BATCH])
-    outputs = _call(model, images, data, where)
+    outputs = _call(model, images, data, where, data_option or "--health-data")
     kind = losses.loss_kind(model, train_step)
     _check_outputs(kind, outputs, int(images.shape[0]), data, where)
-    _check_labels(kind, data, where)
+    _check_labels(kind, data, _labels_from(data, data_option, where))
     if not getattr(model, "variables", None):
         raise ContractError(
             f"{where}: the model has no variables, even after a call on a batch {data.batch_description()}: "
@@ -78,11 +87,11 @@ def _build(factory, where: str, initializer: str, seed: int):
     return model
 
 
-def _call(model, images, data, where: str):
+def _call(model, images, data, where: str, data_option: str):
     declared = declared_input_shape(model)
     given = [int(d) for d in images.shape[1:]]
     if declared is not None and not _shapes_match(declared, given):
-        raise ContractError(_input_mismatch(where, declared, data))
+        raise ContractError(_input_mismatch(where, declared, data, data_option))
     try:
         return model(images, training=False)
     except Exception as err:  # shapes or dtypes the model cannot take
@@ -94,7 +103,7 @@ def _call(model, images, data, where: str):
             ) from err
         raise ContractError(
             f"{where}: calling the model on a batch {data.batch_description()} from {data.source} raised "
-            f"{type(err).__name__}: {first_line(err)}. {_input_hint(data)}"
+            f"{type(err).__name__}: {first_line(err)}. {_input_hint(data, data_option)}"
         ) from err
 
 
@@ -114,19 +123,20 @@ def _shapes_match(declared: list, given: list) -> bool:
     return len(declared) == len(given) and all(d is None or d == g for d, g in zip(declared, given))
 
 
-def _input_mismatch(where: str, declared: list, data) -> str:
+def _input_mismatch(where: str, declared: list, data, data_option: str) -> str:
     expects = "[B," + ",".join("?" if d is None else str(d) for d in declared) + "]"
     batches = "MNIST batches" if data.is_mnist else f"{data.source} batches"
-    return f"{where}: the model expects {expects} but {batches} are {data.batch_description()}. {_input_hint(data)}"
+    hint = _input_hint(data, data_option)
+    return f"{where}: the model expects {expects} but {batches} are {data.batch_description()}. {hint}"
 
 
-def _input_hint(data) -> str:
+def _input_hint(data, data_option: str) -> str:
     if data.is_mnist:
         return (
-            "Give --health-data MODULE:FUNCTION returning (images, labels) shaped for the model, "
+            f"Give {data_option} MODULE:FUNCTION returning (images, labels) shaped for the model, "
             "or reshape in the model (e.g. a Reshape or Flatten layer first)."
         )
-    return "Make --health-data return images shaped for the model, or reshape in the model."
+    return f"Make {data_option} return images shaped for the model, or reshape in the model."
 
 
 def _check_outputs(kind, outputs, batch: int, data, where: str) -> None:
@@ -186,6 +196,13 @@ def _check_class_outputs(kind, logits: np.ndarray, batch: int, data, returns: st
             f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
             f"{classes - 1}: the last layer needs {classes} outputs, one per class"
         )
+
+
+def _labels_from(data, data_option: str | None, where: str) -> str:
+    """Who gave the labels: the data option and its function for the user's data, else the model's option."""
+    if data_option and data.source.endswith("()"):
+        return f"{data_option} {data.source[:-2]} (labels for the loss of {where})"
+    return where
 
 
 def _check_labels(kind, data, where: str) -> None:
