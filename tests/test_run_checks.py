@@ -78,6 +78,18 @@ def test_oscillating_loss_fails_loss_stable_naming_its_learning_rate(
     assert "fix: lower the learning rate from 0.2 to ~0.02 (SGD)" in message, message
 
 
+def test_adam_overshooting_from_the_start_fails_loss_stable(
+    health_trajectories, health_training_data, health_thresholds
+):
+    """Adam 10: the loss explodes in the first steps, then settles above its start; the windows alone (whose
+    first median is the explosion's) saw a falling loss (a first user's report)."""
+    config = ProbeConfig(model=FAULTS + "adam_lr_10", initializer="default")
+    message = failure(context(health_trajectories, health_training_data, health_thresholds, config), "loss_stable")
+    assert "it diverges from the start" in message and "bound: < 30x" in message, message
+    assert "fix: lower the learning rate from 10 to ~1 (Adam), and 10x again while the check still fails" in message
+    assert "(Keras' default for Adam: 0.001)" in message, message
+
+
 def test_model_that_cannot_fit_16_examples_fails_overfit_batch(
     health_trajectories, health_training_data, health_thresholds
 ):
@@ -114,7 +126,9 @@ def test_too_few_steps_is_not_applicable(health_trajectories, health_training_da
 
     run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(initializer="he_normal"))
     loss = run.trajectory.loss
-    run.trajectory = type("Short", (), {"loss": loss[: DECREASE_MIN_STEPS - 1], "config": run.config})()
+    full = run.trajectory
+    fields = {"loss": loss[: DECREASE_MIN_STEPS - 1], "config": run.config, "recipe": full.recipe, "facts": full.facts}
+    run.trajectory = type("Short", (), fields)()
     with pytest.raises(NotApplicable, match="judged from 30 steps on"):
         RUN_CHECKS["loss_decreases"](run)
     assert RUN_CHECKS["loss_stable"](run) == []
