@@ -89,7 +89,7 @@ BROKEN = {
         [
             r"the model's inputs have RMS 83\.5 \(max \|x\| 255, float32\), bound RMS <= 10",
             "cause: unscaled pixels",
-            "not a learning-rate problem",
+            "the fix is the input, not the learning rate",
             "fix: divide the images by 255",
         ],
     ),
@@ -163,6 +163,18 @@ def test_broken_setting_fails_its_own_check_with_cause_and_fix(tmp_path, case):
     for pattern in messages:
         assert re.search(pattern, result.stdout), (pattern, result.stdout[-3000:])
     assert "During handling of the above exception" not in result.stdout  # the verdict once, no traceback
+
+
+@pytest.mark.subprocess
+def test_unscaled_inputs_are_the_cause_of_the_oversized_initial_loss_they_make(tmp_path):
+    """The TF "Basic classification" MLP on raw 0..255 pixels: its logits start ~250x too spread, so initial_loss
+    fails too; its cause is the inputs (tried first), never "a factor after the last layer" (a first user's run)."""
+    result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:raw_pixels")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "test_training_run[default-cpu-graph-input_scale]" in result.stdout, result.stdout[-3000:]
+    if "test_training_run[default-cpu-graph-initial_loss]" in result.stdout:
+        assert "cause: unscaled inputs (RMS 83.5, bound 10: test input_scale)" in result.stdout, result.stdout[-3000:]
+    assert "a factor after the last layer" not in result.stdout, result.stdout[-3000:]
 
 
 @pytest.mark.subprocess

@@ -86,16 +86,35 @@ def check_input_scale(run: RunContext) -> list[str]:
         [
             f"cause: {cause}. Inputs in [0, 1] have RMS ~0.3 (MNIST 0.31), standardized ones ~1; at RMS {rms:.3g} the "
             f"first layer's pre-activations and its weights' gradients are ~{rms / 0.31:.0f}x those of scaled "
-            "inputs, so any learning rate is far too large for that layer: not a learning-rate problem",
-            "fix: "
-            + (
-                "divide the images by 255 (images.astype('float32') / 255), or put keras.layers.Rescaling(1/255) "
-                "first in the model"
-                if pixels
-                else "standardize the inputs ((x - mean) / std per feature), or put a keras.layers.Normalization "
-                "adapted to the data first in the model"
-            ),
+            "inputs, a scale the initialization and the learning rate were not chosen for (plain SGD steps that "
+            "layer ~that much harder; Adam evens the step out, not the pre-activations). The run may still learn "
+            "(loss_decreases says), less predictably: the fix is the input, not the learning rate",
+            "fix: " + input_scale_fix(pixels),
         ],
+    )
+
+
+def input_scale_fix(pixels: bool) -> str:
+    if pixels:
+        return (
+            "divide the images by 255 (images.astype('float32') / 255), or put keras.layers.Rescaling(1/255) "
+            "first in the model"
+        )
+    return (
+        "standardize the inputs ((x - mean) / std per feature), or put a keras.layers.Normalization adapted to "
+        "the data first in the model"
+    )
+
+
+def unscaled_inputs(run: RunContext) -> str | None:
+    """The cause line for an effect of unscaled inputs (oversized logits), or None when the inputs are in scale
+    or the model scales them itself: input causes are tried before the others (issue 16, item 4)."""
+    rms = float(run.trajectory.input_rms)  # the probe images at the model's input, as input_scale measures them
+    if not rms > INPUT_RMS_MAX or scales_its_inputs(run.trained_model()):
+        return None
+    return (
+        f"unscaled inputs (RMS {rms:.3g}, bound {INPUT_RMS_MAX:g}: test input_scale): the logits grow with the "
+        f"inputs, ~{rms / 0.31:.0f}x those of inputs in [0, 1]"
     )
 
 
@@ -403,6 +422,10 @@ def _oversized_logits(run: RunContext) -> HealthCheckError | None:
                 "fix: initialize the weights with He normal (std sqrt(2 / fan-in)) and the biases with zeros",
             ],
         )
+    inputs = unscaled_inputs(run)
+    if inputs:
+        pixels = np.asarray(run.data.train_images[:1]).dtype == np.uint8 or traj.input_rms > 50  # MNIST raw: 78.6
+        return _fail(run, "initial_loss", observed, [f"cause: {inputs}", evidence, "fix: " + input_scale_fix(pixels)])
     predicted = predicted_logit_std(traj)
     largest = max(kernel_scales(traj).values(), default=float("nan"))
     return _fail(
