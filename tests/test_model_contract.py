@@ -89,6 +89,14 @@ CASES = {
         ["--health-model", f"{HEADS}:binary_logit"],
         ["are class ids [60000] with values in [0, 9]", "reads targets in [0, 1]", "labels == 0"],
     ),
+    # A factory that ignores its initializer (as the Keras examples' builders do) given a misspelt name.
+    "init_typo_the_factory_ignores": (
+        ["--health-model", "fixtures.healthy_models.basic_classification:build", "--health-inits", "he_normall"],
+        [
+            "--health-inits he_normall: neither a Keras initializer nor one of the suite's (did you mean he_normal?)",
+            "built exactly the weights it builds for 'default': it ignores the name",
+        ],
+    ),
     "train_step_signature": (
         [
             "--health-model",

@@ -225,7 +225,48 @@ def _contract(config, problems: list[str]) -> list[str] | None:
     except ContractError as err:  # the factory must accept every initializer of the grid
         problems.append(str(err))
         return None
+    _ignored_init_names(config, spec, seed, grid_inits(config), models, problems)
     return list(named_parameters(models[0]))
+
+
+def _ignored_init_names(config, spec: str, seed: int, inits: list[str], models: list, problems: list[str]) -> None:
+    """A name in ``--health-inits`` that neither Keras nor the suite knows, which the factory ignored (it built
+    the very weights it builds for "default"): a typo that would label a run with an initialization it never had
+    (a first user's ``he_normall``). A factory that reads names of its own builds other weights: accepted."""
+    import difflib
+
+    import numpy as np
+
+    from training_health.model.contract import known_initializer
+
+    unknown = [(name, model) for name, model in zip(inits, models) if name != "default" and not known_initializer(name)]
+    if not unknown:
+        return
+    try:
+        default = resolve_factory(spec, flag(config, "model"))("default", seed)
+    except Exception:  # a factory of its own names only: nothing to compare with  # noqa: BLE001
+        return
+    reference = [np.asarray(w) for w in default.get_weights()] if hasattr(default, "get_weights") else None
+    for name, model in unknown:
+        weights = [np.asarray(w) for w in model.get_weights()] if hasattr(model, "get_weights") else None
+        same = reference is not None and weights is not None and len(weights) == len(reference)
+        if not (same and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(weights, reference))):
+            continue
+        close = difflib.get_close_matches(name, [*INITIALIZATIONS, *KERAS_INITIALIZER_NAMES], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(
+            f"{flag(config, 'inits')} {name}: neither a Keras initializer nor one of the suite's{hint}, and "
+            f"{spec} built exactly the weights it builds for 'default': it ignores the name, so the run would "
+            "be labelled with an initialization it never had. Give a name the factory reads, or leave "
+            f"{flag(config, 'inits')} out"
+        )
+
+
+# Keras initializer identifiers (keras.initializers.get accepts these strings in Keras 2 and 3): for "did you mean".
+KERAS_INITIALIZER_NAMES = (
+    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
+    "random_normal", "random_uniform", "truncated_normal", "variance_scaling", "orthogonal", "zeros", "ones",
+)  # fmt: skip
 
 
 MNIST_TRAIN_EXAMPLES = 60000

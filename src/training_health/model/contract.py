@@ -252,3 +252,18 @@ def _describe(value) -> str:
     if isinstance(value, tuple | list | dict):
         return f"a {type(value).__name__} of {len(value)} outputs"
     return f"a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def known_initializer(name: str) -> bool:
+    """Whether Keras (``keras.initializers.get``) or the suite (``model/initializations.py``) knows ``name``."""
+    import tensorflow as tf
+
+    from training_health.model.initializations import INITIALIZATIONS
+
+    if name in INITIALIZATIONS:
+        return True
+    try:
+        tf.keras.initializers.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True
