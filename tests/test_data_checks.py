@@ -178,6 +178,17 @@ def test_unscaled_inputs_are_the_cause_of_the_oversized_initial_loss_they_make(t
 
 
 @pytest.mark.subprocess
+def test_class_ids_for_a_one_hot_loss_pass_with_a_note(tmp_path):
+    """The suite trains them (converted), but the user's own fit on those arrays would fail: a note, not green
+    silence (a first user's report) and not red (the model trains)."""
+    result = run_suite(tmp_path, f"{HEADS}:categorical_from_logits", f"{BAD_DATA}:scaled_class_ids")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    said = " ".join(result.stdout.split())
+    assert "are class ids [60000], but the loss" in said and "reads one-hot rows [N, 10]" in said, said[-3000:]
+    assert "keras.utils.to_categorical(labels, 10)" in said, said[-3000:]
+
+
+@pytest.mark.subprocess
 def test_softmax_over_one_unit_is_named_with_its_fix(tmp_path):
     """The output is always 1, so every gradient is 0: the cause, not the symptom ("gradient zero at most steps")."""
     result = run_suite(tmp_path, f"{BAD_DATA}:softmax_one_unit", f"{HEADS}:zero_vs_rest_data")

@@ -130,7 +130,7 @@ def check_labels(run: RunContext) -> list[str]:
         ids = labels.astype(np.int64) if labels.ndim == 1 else labels.argmax(axis=1)
         classes = np.unique(ids)
         if classes.size > 1:
-            return []
+            return _ids_for_one_hot_loss(run)
         raise _fail(
             run,
             "labels",
@@ -158,6 +158,20 @@ def check_labels(run: RunContext) -> list[str]:
             "fix: give targets that vary with the input (for a binary head: 1 for the positive class, 0 otherwise)",
         ],
     )
+
+
+def _ids_for_one_hot_loss(run: RunContext) -> list[str]:
+    """A note: the user's data gives class ids to a loss that reads one-hot rows. The suite converts them (so the
+    check trains), but the user's own ``fit`` on the same arrays fails on the shapes (a first user's report)."""
+    kind, data = run.trajectory.loss_kind, run.data
+    if data.is_mnist or data.label_encoding != "class ids" or kind.family != losses.CATEGORICAL:
+        return []
+    classes = int(run.trajectory.outputs_start.get("width", 0)) or "C"
+    return [
+        f"the labels of {data.source} are class ids {list(data.train_labels.shape)}, but the loss {kind.name} reads "
+        f"one-hot rows [N, {classes}]: this check converted them, yet model.fit on these arrays fails on the shapes. "
+        f"Give keras.utils.to_categorical(labels, {classes}), or compile sparse_categorical_crossentropy"
+    ]
 
 
 # --- initial_loss -------------------------------------------------------------------------------------
