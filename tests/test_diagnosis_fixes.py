@@ -175,3 +175,16 @@ def test_a_gradient_below_float32_resolution_is_vanishing_not_an_optimizer_that_
     )
     traj.per_step["grad_max"][:, column] = 0.1  # a gradient the optimizer should have applied: the optimizer's fault
     assert diagnose(traj, "hidden/kernel", check="moved", bound=1e-3).title == "weights never updated"
+
+
+def test_a_kernel_fed_by_a_dead_layer_blames_that_layer_not_an_op_after_it():
+    """hidden 99% dead: logits/kernel's gradient (its inputs times the error) is 0 at most steps. The cause is the
+    dead layer before it, not "the op after logits" (a first user's SGD 10 on the basic-classification MLP)."""
+    recipe = "SGD lr=10, loss sparse_categorical_crossentropy(from_logits=True)"
+    traj = trajectory(recipe, 10.0, dead=(0.0, 0.99))
+    traj.per_step["grad_norm"][:, traj.parameters.index("logits/kernel")] = 0.0
+    cause = diagnose(traj, "logits/kernel", check="grad_norm_min", bound=1e-3)
+    said = str(cause)
+    assert cause.title == "gradient zero at most steps", cause
+    assert "logits's inputs are hidden's outputs, 99% dead" in said and "the op after logits" not in said, said
+    assert "lower the learning rate from 10 to ~1" in " ".join(cause.fixes), cause
