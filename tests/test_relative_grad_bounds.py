@@ -85,3 +85,20 @@ def test_the_seed_network_keeps_its_calibrated_absolute_bounds(health_trajectori
         ("ceiling", thresholds.data["grad_norm"]["fc1/kernel"]["max"], ""),
     ]
     assert np.isfinite(traj.column("grad_norm", "fc1/kernel")).all()
+
+
+def test_a_network_too_slow_to_fit_16_examples_in_the_budget_is_a_note_not_stuck():
+    """unscaled_pixels' fixed twin (the benchmark's fix keeps plain SGD at 1e-4): its updates are ~1e-5 of the
+    weights per step, the 16 examples' loss still falls when the 200 steps run out: slow, not broken."""
+    from training_health.checks.batch_checks import check_overfit_batch
+    from training_health.checks.run_checks import RunContext
+
+    module = f"{CORPUS}.so55328966_unscaled_inputs"
+    spec = f"{module}:data_fixed"
+    config = ProbeConfig(model=f"{module}:build_fixed", initializer="default", data_spec=spec)
+    data = load_training_data(spec)
+    run = RunContext(run_probe(config, data), data, load_thresholds(), lambda: None, config.build_model)
+    notes = check_overfit_batch(run)
+    assert len(notes) == 1 and "too slowly to judge in 200 steps" in notes[0], notes
+    assert "the loss is still falling, but updates too small" in notes[0], notes
+    assert "raise the learning rate from 0.0001 to ~0.001 (SGD)" in notes[0], notes
