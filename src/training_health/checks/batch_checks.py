@@ -91,7 +91,7 @@ def check_overfit_batch(run: RunContext) -> list[str]:
 # A run whose only measured cause is updates far below the typical size (the loss-curve diagnosis found no dead,
 # vanishing, exploding or oversized layer first) and whose batch loss still falls when the budget runs out is
 # slow, not stuck: bug corpus unscaled_pixels' fixed twin (SGD 1e-4, the benchmark's fix; update/weight 7.7e-6
-# per step) lowers the 16 examples' loss 2.43 -> 2.20 in 200 steps, falling in every chunk, and at its original
+# per step) lowers the 16 examples' loss 2.43 -> 2.20 in 200 steps, still falling at the end, and at its original
 # program's length (1570 steps of 32) its own loss falls 2.35 -> 2.04 (10 epochs, 35% right). Stuck networks do
 # not pass: dead_activation_layers' cause is its dead ReLUs; softmax_one_unit_lr_too_low's faulty program (every
 # gradient exactly 0) has updates of 0 and a flat batch loss.
