@@ -8,6 +8,8 @@ calibrated absolute bounds.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -43,11 +45,10 @@ def test_a_gradient_that_explodes_during_the_run_fails_the_growth_ceiling():
     row = rows["dense_2/kernel"]
     assert row.bound.startswith(f"<= {MAX_GRAD_GROWTH:g}x start ("), row.bound
     message = str(error)
-    assert "dense_2/kernel: grad norm 5" in message and "at step 1, " in message, message
-    assert "x its own start (the larger of its step-0 norm and its median of steps 0..5)" in message, message
-    assert f"bound {MAX_GRAD_GROWTH:g}x" in message, message
+    growth = r"dense_2/kernel: grad norm \S+ at step \d+, \S+x its own start \(the larger of its step-0 norm and its"
+    assert re.search(growth + r" median of steps 0\.\.5\), \S+; bound 100x", message), message
     assert "updates too large: learning rate too high" in message, message
-    assert "fix: lower the learning rate from 0.1 to ~0.01" in message, message
+    assert "fix: lower the learning rate from 0.1 to ~" in message, message
 
 
 def test_a_gradient_that_vanishes_fails_the_floor_relative_to_the_run():
@@ -59,8 +60,8 @@ def test_a_gradient_that_vanishes_fails_the_floor_relative_to_the_run():
     assert {name.split("/")[0] for name in rows} <= {"conv2d", "conv2d_1", "dense"}, sorted(rows)
     message = str(error)
     assert "vanishing gradient: conv2d/bias" in message, message
-    assert "conv2d/bias: median grad norm 2" in message, message
-    assert "x the run's typical gradient norm (median over its 24 parameters' medians)" in message, message
+    floor = r"conv2d/bias: median grad norm \S+, \S+x the run's typical gradient norm \(median over its 24 parameters'"
+    assert re.search(floor + r" medians\) \S+; bound 0\.0005x", message), message
     assert "fix: use ReLU activations with He-normal initialization in the layers after conv2d" in message, message
 
 
