@@ -1,11 +1,13 @@
 """Every check can fail: each deliberately broken variant trips the right check, and the
 message names the broken layer and the right cause. Broken variants: fixtures/broken_models.py."""
 
+import dataclasses
 import re
 
 import pytest
 
 from fixtures.broken_models import DEAD_BIAS, NAN_FROM_STEP, OUTPUT_SCALE, model_spec
+from training_health.checks.data_checks import check_initial_loss
 from training_health.checks.health_checks import (
     HealthCheckError,
     assert_all_finite,
@@ -16,7 +18,10 @@ from training_health.checks.health_checks import (
     assert_layer_weights_moved,
     assert_units_alive,
 )
+from training_health.checks.run_checks import RunContext
 from training_health.checks.thresholds import load_thresholds
+from training_health.data.user_data import TrainingData
+from training_health.model.user_model import SEED_MODEL
 from training_health.probe.training_probe import ProbeConfig
 from training_health.report.kernel_pictures import pictures_on_failure
 
@@ -142,14 +147,32 @@ def layer_failure(traj, thresholds, layer: str) -> str:
     return str(caught.value)
 
 
+def as_seed_network(traj):
+    """A broken variant judged as the seed network it is (same layers), by the bounds calibrated for it."""
+    return dataclasses.replace(traj, config=dataclasses.replace(traj.config, model=SEED_MODEL))
+
+
 def test_layer_updates_name_a_scaled_output_not_an_oversized_init(health_trajectories, health_thresholds):
-    """He-scale weights, logits x OUTPUT_SCALE: every layer fails, and the cause is the output's scale."""
-    traj = health_trajectories.get(broken_config("scaled_output:out"))
+    """He-scale weights, logits x OUTPUT_SCALE, judged by the seed network's calibrated bounds: every layer
+    fails, and the cause is the output's scale."""
+    traj = as_seed_network(health_trajectories.get(broken_config("scaled_output:out")))
     for layer in ("conv1", "conv2", "fc1", "out"):
         message = layer_failure(traj, health_thresholds, layer)
         assert "scaled output: logits scaled up after the last layer" in message, message
         assert "oversized initialization" not in message, message
         assert f"fix: remove the ~{OUTPUT_SCALE:g}x factor on the model's output before the loss" in message, message
+
+
+def test_a_scaled_output_of_a_users_model_is_named_before_training(health_trajectories, health_mnist):
+    """The same variant as a user's model: its gradient bounds are relative to its own run, and a factor on every
+    gradient is no per-layer anomaly; the loss at initialization names the scaled output, with its fix."""
+    config = broken_config("scaled_output:out")
+    traj = health_trajectories.get(config)
+    run = RunContext(traj, TrainingData.from_mnist(health_mnist), None, lambda: None, config.build_model)
+    with pytest.raises(HealthCheckError) as caught:
+        check_initial_loss(run)
+    message = str(caught.value)
+    assert "cause: scaled output: logits" in message and "a factor after the last layer" in message, message
 
 
 def test_layer_updates_name_a_bias_cancelled_by_batch_norm(health_trajectories, health_thresholds):

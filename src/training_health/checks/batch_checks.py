@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from training_health.checks.one_batch import (
+    CHUNK,
     FIT_LEFT,
     FITS,
     HEALTHY_MAX_STEPS,
@@ -68,6 +69,12 @@ def check_overfit_batch(run: RunContext) -> list[str]:
             "often ends after more steps: give --health-steps 100 to see the run leave it"
         ]
     cause, fix = _cause(run.trajectory)
+    if _too_slow_to_judge(run.trajectory, fit, cause):
+        return [
+            f"the model learns {OVERFIT_EXAMPLES} examples too slowly to judge in {fit['steps']} steps: {measured}; "
+            f"the loss is still falling, but {cause}: at this learning rate {MAX_STEPS} steps cannot fit them. "
+            f"It learns, so this is not a failure; to fit faster: {fix}"
+        ]
     raise HealthCheckError(
         f"overfit_batch: after {fit['steps']} steps on the same {OVERFIT_EXAMPLES} examples the training loss "
         f"kept {fit['left']:.0%} of its start and the model classifies {fit['correct']} of {OVERFIT_EXAMPLES} "
@@ -79,6 +86,31 @@ def check_overfit_batch(run: RunContext) -> list[str]:
         f"  likely cause: {cause}\n"
         f"  fix: {fix}"
     )
+
+
+# A run whose only measured cause is updates far below the typical size (the loss-curve diagnosis found no dead,
+# vanishing, exploding or oversized layer first) and whose batch loss still falls when the budget runs out is
+# slow, not stuck: bug corpus unscaled_pixels' fixed twin (SGD 1e-4, the benchmark's fix; update/weight 7.7e-6
+# per step) lowers the 16 examples' loss 2.43 -> 2.20 in 200 steps, still falling at the end, and at its original
+# program's length (1570 steps of 32) its own loss falls 2.35 -> 2.04 (10 epochs, 35% right). Stuck networks do
+# not pass: dead_activation_layers' cause is its dead ReLUs; softmax_one_unit_lr_too_low's faulty program (every
+# gradient exactly 0) has updates of 0 and a flat batch loss.
+STILL_FALLING = 0.995  # the last chunk's mean loss below this share of the chunk before it (twin: 0.988)
+FELL = 0.95  # and below this share of step 0's (twin: 0.91)
+
+
+def _too_slow_to_judge(traj, fit: dict, cause: str) -> bool:
+    from training_health.checks.severity import ROUNDING_STEP
+
+    if not cause.startswith("updates too small"):
+        return False
+    curve = np.asarray(fit["curve"], np.float64)
+    ratios = [traj.median_update_ratio(k) for k in traj.parameters if len(traj.shapes[k]) >= 2]
+    moving = bool(ratios) and min(ratios) >= ROUNDING_STEP  # every kernel steps above float32 rounding
+    if not moving or len(curve) < 2 * CHUNK or not np.all(np.isfinite(curve)):
+        return False
+    last, before = float(np.mean(curve[-CHUNK:])), float(np.mean(curve[-2 * CHUNK : -CHUNK]))
+    return last < STILL_FALLING * before and last < FELL * curve[0]
 
 
 def _cause(traj) -> tuple[str, str]:
