@@ -183,6 +183,7 @@ class ProbeLoop:
     prepared: bool = False  # traced, and its graph optimized
     runs: int = 0  # initializations trained so far
     _kept: list | None = None  # the traced model's own values while another model's are on loan
+    starts: dict = dataclasses.field(default_factory=dict)  # outputs measured before a run, by its start (probe)
 
     @property
     def params(self) -> list:
