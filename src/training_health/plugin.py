@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from training_health.report.time_split import process_age
 from training_health.run_config import (  # noqa: F401  (re-exported: the plugin's public helpers)
     LAYER_NAMES,
     RUN_OPTIONS,
@@ -29,7 +30,7 @@ from training_health.run_config import (  # noqa: F401  (re-exported: the plugin
 )
 from training_health.settings import DEFAULT_BATCH_SIZE, PLUGIN, PLUGIN_PREFIX, add_options
 
-STARTED = time.perf_counter()  # the plugin loads at pytest's start-up: the summary's wall time counts from here
+STARTED = time.perf_counter() - process_age()  # the summary's wall time counts from the process's start
 DEVICES = ("cpu", "gpu")
 SUITE = Path(__file__).with_name("suite.py")
 OPTION_PREFIX = PLUGIN_PREFIX
@@ -469,7 +470,7 @@ def pytest_terminal_summary(terminalreporter, config):
         totals, count, output = phase_totals(cache.runs.values(), cache.build_seconds), 1, cache.output
     else:
         return
-    from training_health.report.time_split import time_split_of
+    from training_health.report.time_split import time_split_of, time_to_verdict
 
     terminalreporter.section("per-layer training health")
     for table in tables:
@@ -478,6 +479,9 @@ def pytest_terminal_summary(terminalreporter, config):
     wall = time.perf_counter() - STARTED
     startup = config.stash.get(COLLECTED, STARTED) - STARTED
     terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count))
+    verdict = time_to_verdict(totals, wall, startup, len(tables), count)
+    if verdict:
+        terminalreporter.write_line("time to verdict: " + verdict)
 
 
 # pytest-xdist: each worker trains its groups of the grid; its tables and phase times reach the controller

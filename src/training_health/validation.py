@@ -15,6 +15,7 @@ from training_health.model.contract import FACTORY_CONTRACT
 from training_health.model.initializations import INITIALIZATIONS
 from training_health.model.user_model import SEED_MODEL, ModelSpecError, resolve_callable, resolve_factory
 from training_health.probe.modes import MODES
+from training_health.report.time_split import import_tensorflow_timed
 from training_health.settings import flag
 
 KNOWN_DEVICES = ("cpu", "gpu")
@@ -312,8 +313,13 @@ def _initial_weights(config, parameters: list[str], problems: list[str]) -> None
         problems.append(problem)
 
 
+USER_CODE_OPTIONS = ("health_model", "health_train_step", "health_resume_with")  # their modules are imported here
+
+
 def validate_options(config) -> None:
     problems: list[str] = []
+    if any(config.getoption(o, None) not in (None, SEED_MODEL) for o in USER_CODE_OPTIONS):
+        import_tensorflow_timed()  # before the user's module imports it: timed for the summary's time to verdict
     _numbers(config, problems)
     _listed(config, "health_modes", MODES, problems, default_ok=False)
     _devices(config, problems)
@@ -327,6 +333,7 @@ def validate_options(config) -> None:
     _resume_with(config, problems)
     _thresholds_model(config, problems)
     if not problems:  # only a valid configuration is worth loading data and building the model for
+        import_tensorflow_timed()  # the contract needs it
         parameters = _contract(config, problems)
         if parameters:
             _frozen(config, parameters, problems)

@@ -157,7 +157,7 @@ def cross_talk(run: RunContext) -> tuple[float, int, int, float]:
 
     images, _ = batch_of(run, INDEPENDENCE_EXAMPLES)
     with tf.device(device_name(run.config.device)):
-        model = run.fresh_model()
+        model = run.fresh()  # inference mode only: the shared fresh model is left as it was
         x = tf.convert_to_tensor(run.data.to_model_input(images))
         if not x.dtype.is_floating:
             raise NotApplicable(f"the model's input is {x.dtype.name}, not float: no gradient with respect to it")

@@ -73,10 +73,11 @@ def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
     images, labels = batch_of(run, OVERFIT_EXAMPLES)
     kind = run.trajectory.loss_kind
     with tf.device(device_name(config.device)):
-        fresh = run.fresh_model()
+        fresh = run.fresh()
         x = run.data.to_model_input(images)
         ensure_built(fresh, x[:1], config.model)
-        loop = probe_loop(config, fresh, run.data.to_model_input)
+        untrained = [(v, v.numpy()) for v in fresh.variables]  # put back afterwards: the model is shared
+        loop = probe_loop(config, fresh, run.data.to_model_input, instrument=False)  # only the loss is read
         loop.load(fresh)
         try:
             batches = tf.constant(np.stack([images] * CHUNK)), tf.constant(np.stack([labels] * CHUNK))
@@ -94,6 +95,8 @@ def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
                     break
         finally:
             loop.give_back(fresh)
+            for variable, value in untrained:
+                variable.assign(value)
     return {
         "steps": steps,
         "correct": correct,

@@ -50,6 +50,17 @@ class RunContext:
     def config(self):
         return self.trajectory.config
 
+    def fresh(self):
+        """One fresh model per run, shared by the checks that need one (overfit_batch, batch_independence):
+        building it again costs as much as a few training steps of the seed network. A check that trains it
+        puts its values back (``one_batch.fit_one_batch``)."""
+        shared = getattr(self.trajectory, "derived", None)
+        if shared is None:
+            return self.fresh_model()
+        if "fresh_model" not in shared:
+            shared["fresh_model"] = self.fresh_model()
+        return shared["fresh_model"]
+
 
 RunCheck = Callable[[RunContext], list]
 RUN_CHECKS: dict[str, RunCheck] = {}

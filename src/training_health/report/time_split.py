@@ -5,24 +5,65 @@ before training, trace = tracing the compiled loop and TensorFlow's optimization
 the first call, train = the steps, finish = the measurements after; run_checks = the run-level checks of
 ``suite.test_training_run``, added as they run); the caller adds model
 building, its start-up (pytest's collection, or the main job's imports and data) and the wall
-time since it started.
+time since the process started (``process_age``: Python's and pytest's own start counted too).
+
+The time to a verdict is judged against two targets (issue 16: wall <= 1.5x the training; issue 17:
+wall <= TensorFlow's import + 1.3x the training, and a small model's start-up <= 1.5x TensorFlow's
+import plus building the model); the line prints each ratio as measured, beside its target.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from pathlib import Path
+
+WALL_TARGET = 1.5  # wall / training (issue 16)
+BEYOND_IMPORT_TARGET = 1.3  # (wall - TensorFlow import) / training (issue 17)
+STARTUP_TARGET = 1.5  # start-up / (TensorFlow import + building one model) (issue 17)
+
+tf_import_seconds: float | None = None  # set by import_tensorflow_timed; None: not timed in this process
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: /proc), else 0.0 (the caller's own start is used)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        return max(float(Path("/proc/uptime").read_text().split()[0]) - started, 0.0)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+def import_tensorflow_timed() -> None:
+    """Import TensorFlow now and keep how long it took (the part of start-up no plugin can save); when
+    something imported it before, its cost is not known here and stays None."""
+    global tf_import_seconds
+    if "tensorflow" in sys.modules:
+        return
+    began = time.perf_counter()
+    import tensorflow  # noqa: F401
+
+    tf_import_seconds = time.perf_counter() - began
+
 
 def time_split(runs, wall: float, build: float = 0.0, startup: float = 0.0, workers: int = 1) -> str:
-    """One line, e.g. "training 10.1 s of 14.2 s wall (1.41x); tracing 1.2 s, ...".
+    """One line, e.g. "training 10.1 s of 14.2 s wall (1.41x); tracing 1.2 s, ...", and the time to verdict.
 
     ``runs`` are trajectories; training is their compiled loops' run time: the steps only (under
     XLA it includes compiling the step, which happens on the first step).
     """
-    return time_split_of(phase_totals(runs, build), wall, startup, workers)
+    runs = list(runs)
+    line = time_split_of(phase_totals(runs, build), wall, startup, workers)
+    verdict = time_to_verdict(phase_totals(runs, build), wall, startup, len(runs), workers)
+    return line + (f"\ntime to verdict: {verdict}" if verdict else "")
 
 
 def phase_totals(runs, build: float = 0.0) -> dict[str, float]:
     """Seconds per phase over ``runs``: train, trace, measure, build (what an xdist worker reports)."""
     phase = lambda name: sum(t.timings.get(name, 0.0) for t in runs)  # noqa: E731
+    runs = list(runs)
     return {
         "train": sum(t.timings.get("train", t.seconds) for t in runs),
         "trace": phase("trace"),
@@ -43,9 +84,33 @@ def time_split_of(totals: dict[str, float], wall: float, startup: float = 0.0, w
     ratio = f"{wall / share:.2f}x" if share > 0 else "no training"
     over = f" (summed over {workers} workers)" if workers > 1 else ""
     return (
-        f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s, "
+        f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s{_of_it()}, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
         f"model building {build:.1f} s, "
         + (f"run-level checks {checks:.1f} s (overfit_batch trains), " if checks else "")
         + f"other {other:.1f} s (data, checks, reports, pictures)"
     )
+
+
+def time_to_verdict(
+    totals: dict[str, float], wall: float, startup: float, runs: int, workers: int = 1, tf_import: float | None = None
+) -> str:
+    """The wall time against its targets, e.g. "20.1 s = TF import 2.6 s + 1.27x training 13.8 s (target <= 1.3x)
+    ...". Empty without training, or under xdist (each worker imports TensorFlow: no single import to subtract)."""
+    tf_import = tf_import_seconds if tf_import is None else tf_import
+    train = totals.get("train", 0.0)
+    if train <= 0 or workers > 1 or tf_import is None:
+        return ""
+    beyond = (wall - tf_import) / train
+    one_build = totals.get("build", 0.0) / max(runs, 1)
+    startup_ratio = startup / (tf_import + one_build)
+    return (
+        f"{wall:.1f} s = TF import {tf_import:.1f} s + {beyond:.2f}x training {train:.1f} s "
+        f"(target <= {BEYOND_IMPORT_TARGET}x); {wall / train:.2f}x training (target <= {WALL_TARGET}x); "
+        f"start-up {startup:.1f} s = {startup_ratio:.2f}x (TF import {tf_import:.1f} s + building one model "
+        f"{one_build:.1f} s) (target <= {STARTUP_TARGET}x)"
+    )
+
+
+def _of_it() -> str:
+    return f" (TF import {tf_import_seconds:.1f} s)" if tf_import_seconds is not None else ""
