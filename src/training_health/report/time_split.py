@@ -110,7 +110,8 @@ def time_to_verdict(
         f"{one_build:.1f} s) (target <= {STARTUP_TARGET}x)"
     )
     if train < tf_import:  # a small model: its training is a sliver of the wait, the start-up is the wait
-        return f"{wall:.1f} s; training {train:.1f} s is shorter than TF's import, so start-up is what to judge: {startup_part}"
+        short = f"training {train:.1f} s is shorter than TF's import, so start-up is what to judge"
+        return f"{wall:.1f} s; {short}: {startup_part}"
     return (
         f"{wall:.1f} s = TF import {tf_import:.1f} s + {beyond:.2f}x training {train:.1f} s "
         f"(target <= {BEYOND_IMPORT_TARGET}x); {wall / train:.2f}x training (target <= {WALL_TARGET}x); {startup_part}"
