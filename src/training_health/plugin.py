@@ -474,8 +474,10 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter, config):
     workers = config.stash.get(FROM_WORKERS, None)
     cache = config.stash.get(TRAJECTORIES, None)
+    collected = config.stash.get(COLLECTED, STARTED)
     if workers is not None and workers.tables:
         tables, totals, count, output = workers.tables, workers.totals(), workers.count, workers.output
+        collected = workers.collected or STARTED  # the controller collects nothing: its workers' start-up
     elif cache and cache.runs:
         from training_health.report.table import layer_table
         from training_health.report.time_split import phase_totals
@@ -491,7 +493,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(table + "\n")
     terminalreporter.write_line(f"probe data (JSON, one file per configuration): {output}/")
     wall = time.perf_counter() - STARTED
-    startup = config.stash.get(COLLECTED, STARTED) - STARTED
+    startup = collected - STARTED
     terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count))
 
 
@@ -507,6 +509,7 @@ class WorkerResults:
 
     def __init__(self):
         self.tables, self.phase_times, self.output = [], [], "probe-output"
+        self.collected = None  # when the last worker finished collecting: the workers' start-up ends here
 
     @property
     def count(self) -> int:
@@ -519,6 +522,10 @@ class WorkerResults:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node):
         node.workerinput[DIST] = node.config.getvalue("dist")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.collected = time.perf_counter()
 
     def pytest_testnodedown(self, node, error):
         sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
