@@ -277,7 +277,7 @@ def _resume_asked(config) -> bool:
 
 
 COLLECTED = pytest.StashKey[float]()
-CELL = pytest.StashKey[str]()  # a test's training cell (init-device-mode): its xdist group
+CELL = pytest.StashKey[str]()  # a test's training cell (training_cell): its xdist group
 
 
 def pytest_collection_finish(session):
