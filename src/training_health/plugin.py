@@ -83,12 +83,14 @@ def pytest_configure(config):
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):  # an xdist controller
         config.stash[FROM_WORKERS] = WorkerResults()  # does nothing unless workers send health results
         config.pluginmanager.register(config.stash[FROM_WORKERS], "training_health_xdist_results")
+    group_training_runs_on_this_worker(config)  # only renames the grid's tests: inert in an unrelated run
     asked = config.stash.get(ON_COMMAND_LINE, None)
     if asked is None:  # loaded too late for pytest_load_initial_conftests (e.g. from a conftest's pytest_plugins)
         asked = asks_for_health([*config.invocation_params.args, *config.getini("addopts")])
     if not asked:
         return  # inert: a test asking for a health fixture starts the health run (ensure_health_run)
     ensure_health_run(config)
+    keep_training_runs_on_one_worker(config)
     warn_if_a_path_value_chose_the_rootdir(config)
     if config.getoption("health_suite") or any(config.getoption(o) for o in RUN_OPTIONS):
         config.args.append(str(SUITE))
@@ -242,13 +244,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.training_health)
         if "health_run_check" in getattr(item, "fixturenames", ()):
             item.extra_keyword_matches.add("layer_updates")  # run-level checks belong to the verdict too
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if all(k in params for k in ("health_init", "health_device", "health_mode")):
-            group = f"{params['health_init']}-{params['health_device']}-{params['health_mode']}"
-            item.add_marker(pytest.mark.xdist_group(group))
+        cell = training_cell(item)
+        if cell:  # the tests reading one training run go to one xdist worker (--dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group(cell))
+            item.stash[CELL] = cell
     items[:] = kept
     if opt_in:  # reported as deselected ("1 deselected"), not silently dropped
         config.hook.pytest_deselected(items=opt_in)
+
+
+CELL_PARAMS = ("health_init", "health_device", "health_mode")
+CELL_TAGS = (("health_batch_size", "batch"), ("health_run_seed", "seed"))  # parametrized only when not default
+
+
+def training_cell(item) -> str | None:
+    """The training run a grid test reads, named as in its id: ``init-device-mode[-batchN][-seedN]``."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if not all(k in params for k in CELL_PARAMS):
+        return None
+    return "-".join([*(str(params[k]) for k in CELL_PARAMS), *(f"{t}{params[k]}" for k, t in CELL_TAGS if k in params)])
 
 
 def _is_resume_check(item) -> bool:
@@ -264,6 +278,7 @@ def _resume_asked(config) -> bool:
 
 
 COLLECTED = pytest.StashKey[float]()
+CELL = pytest.StashKey[str]()  # a test's training cell (training_cell): its xdist group
 
 
 def pytest_collection_finish(session):
@@ -460,8 +475,10 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter, config):
     workers = config.stash.get(FROM_WORKERS, None)
     cache = config.stash.get(TRAJECTORIES, None)
+    collected = config.stash.get(COLLECTED, STARTED)
     if workers is not None and workers.tables:
         tables, totals, count, output = workers.tables, workers.totals(), workers.count, workers.output
+        collected = workers.collected or STARTED  # the controller collects nothing: its workers' start-up
     elif cache and cache.runs:
         from training_health.report.table import layer_table
         from training_health.report.time_split import phase_totals
@@ -477,7 +494,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(table + "\n")
     terminalreporter.write_line(f"probe data (JSON, one file per configuration): {output}/")
     wall = time.perf_counter() - STARTED
-    startup = config.stash.get(COLLECTED, STARTED) - STARTED
+    startup = collected - STARTED
     terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count))
     verdict = time_to_verdict(totals, wall, startup, len(tables), count)
     if verdict:
@@ -487,6 +504,7 @@ def pytest_terminal_summary(terminalreporter, config):
 # pytest-xdist: each worker trains its groups of the grid; its tables and phase times reach the controller
 # through ``workeroutput`` (the only channel xdist offers at the end of a worker's session).
 WORKER_OUTPUT = "training_health"
+DIST = "training_health_dist"  # the controller's --dist, sent to each worker (workerinput)
 FROM_WORKERS = pytest.StashKey[object]()
 
 
@@ -495,6 +513,7 @@ class WorkerResults:
 
     def __init__(self):
         self.tables, self.phase_times, self.output = [], [], "probe-output"
+        self.collected = None  # when the last worker finished collecting: the workers' start-up ends here
 
     @property
     def count(self) -> int:
@@ -503,6 +522,14 @@ class WorkerResults:
     def totals(self) -> dict[str, float]:
         keys = {k for times in self.phase_times for k in times}
         return {k: sum(times.get(k, 0.0) for times in self.phase_times) for k in keys}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        node.workerinput[DIST] = node.config.getvalue("dist")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.collected = time.perf_counter()
 
     def pytest_testnodedown(self, node, error):
         sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
@@ -526,6 +553,40 @@ def pytest_sessionfinish(session):
         "phase_times": phase_totals(cache.runs.values(), cache.build_seconds),
         "output": str(cache.output),
     }
+
+
+def keep_training_runs_on_one_worker(config) -> None:
+    """``-n N`` alone means xdist's ``--dist load``, which hands the tests of one training cell to several
+    workers, and each worker then trains that cell again (runs are cached per process): the health run
+    switches to ``--dist loadgroup`` (the cells' ``xdist_group`` marks), unless the user chose a mode."""
+    if getattr(config.option, "dist", "no") != "load" or hasattr(config, "workerinput"):
+        return
+    args = [*config.invocation_params.args, *config.getini("addopts"), *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if not any(str(arg).startswith("--dist") or str(arg) == "-d" for arg in args):
+        config.option.dist = "loadgroup"
+
+
+def group_training_runs_on_this_worker(config) -> None:
+    """On an xdist worker (which parses the command line anew, so learns the mode from the controller):
+    under ``loadgroup``, make sure each grid test's id carries its training cell as its group."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and (workerinput.get(DIST) == "loadgroup" or config.getoption("loadgroup", False)):
+        config.option.loadgroup = True  # what xdist's worker reads to add the group to each test's id
+        config.pluginmanager.register(GroupInTestIds(), "training_health_group_ids")
+
+
+class GroupInTestIds:
+    """On an xdist worker under ``loadgroup``: the controller's scheduler reads a test's group from the
+    ``@group`` suffix xdist appends to its id. On pytest 9 xdist's ``item._nodeid = ...`` no longer changes
+    the id (structured ids: pytest-xdist issue #1386), and every worker trained every cell; add the
+    suffix the way pytest 9 keeps ids (``_rename``), where xdist's own attempt left none."""
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own renaming (which works on pytest 8)
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            group = item.stash.get(CELL, None)
+            if group and not item.nodeid.endswith(f"@{group}"):
+                _rename(item, f"{item.nodeid}@{group}")
 
 
 def share_cores_between_workers(config) -> None:

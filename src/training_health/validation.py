@@ -198,10 +198,10 @@ def _contract(config, problems: list[str]) -> list[str] | None:
 
     spec = model_spec(config)
     if spec == SEED_MODEL and not config.getoption("health_data", None):
-        from training_health.model.seed_network import PARAMETER_SHAPES
+        from training_health.defaults import SEED_PARAMETER_SHAPES  # no TensorFlow: an xdist controller needs none
 
         _batch_fits(config, MNIST_TRAIN_EXAMPLES, "MNIST's training set", problems)
-        return list(PARAMETER_SHAPES)  # this package's own network and data
+        return list(SEED_PARAMETER_SHAPES)  # this package's own network and data
     try:
         data = training_data(config)
     except (DataSpecError, MnistDataError) as err:
