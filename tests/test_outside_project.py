@@ -191,6 +191,12 @@ def test_mixed_float16_on_a_cpu_without_float16_convolutions_is_refused_with_the
     """A mixed_float16 convnet on an AMD or pre-Sapphire-Rapids Intel CPU: TensorFlow's oneDNN raises
     AbortedError at the first convolution; the user gets the CPU as the cause and TF_ENABLE_ONEDNN_OPTS=0."""
     capped = dict(item.split("=") for item in MIXED_CAPPED.split())
+    probe = "from training_health.probe.devices import float16_conv_unsupported as f; print(f() is not None)"
+    tried = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, **capped}, capture_output=True, text=True, check=True
+    )
+    if tried.stdout.strip() != "True":  # TF 2.15's oneDNN runs float16 convolutions even so (measured)
+        pytest.skip(f"this TensorFlow runs a float16 convolution under {MIXED_CAPPED}: nothing to refuse")
     result = run_outside(tmp_path / "capped", SCENARIOS["mixed_float16"], capped)
     assert_refused_for_float16_conv(result)
 
