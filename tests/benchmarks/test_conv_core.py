@@ -3,7 +3,7 @@ network, per batch size, execution mode and device, on real MNIST digits.
 
 Each benchmark measures at least ``MIN_SECONDS`` of calls (30 rounds of ~15 ms, under half a second,
 let the batch-128 graph median move 13.4-18.4 ms between processes on this shared 2-core machine). The
-conv-core benchmarks interleave, round for round, the independent timing of the same workload
+conv-core and training-step benchmarks interleave, round for round, the independent timing of the same workload
 (``training_health.bench.independent_timing``: raw ``tf.nn`` ops, weights of its own), so that load
 from other processes hits both alike; the two medians must agree within 15%, and both spreads are
 reported (``extra_info`` and a printed line, shown with ``-s``).
@@ -43,7 +43,7 @@ def test_conv_core(benchmark, health_mnist, matmul_gflops, workload, batch, benc
         started = time.perf_counter()
         run(images, labels)  # tracing / XLA compilation, kept out of the timings
         benchmark.extra_info["first_call_s"] = time.perf_counter() - started
-        reference = Reference(bench_mode, workload, images)
+        reference = Reference(bench_mode, workload, images, labels)
         benchmark.pedantic(
             run,
             args=(images, labels),
@@ -71,13 +71,13 @@ class Reference:
     """The independent timing of the same workload, called and timed as the setup of every round
     (pytest-benchmark leaves a round's setup out of its timing): reference, suite, reference, suite..."""
 
-    def __init__(self, mode: str, workload: str, images):
+    def __init__(self, mode: str, workload: str, images, labels):
         fn = independent_workloads(mode).get(workload)
-        self.run, self.images, self.times = (waited(fn) if fn else None), images, []
+        self.run, self.args, self.times = (waited(fn) if fn else None), (images, labels), []
 
     def call(self) -> None:
         start = time.perf_counter()
-        self.run(self.images)
+        self.run(*self.args)
         self.times.append(time.perf_counter() - start)
 
 
