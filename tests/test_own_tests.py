@@ -55,6 +55,26 @@ THEIR_TESTS = textwrap.dedent(
 
     def test_frozen_layer_fails(health_check):
         health_check(build_frozen)
+
+
+    def resnet(initializer, seed):
+        # A residual block as the Keras ResNet examples write it: Conv2D (default bias) -> BatchNormalization
+        # -> ReLU, an Add, global average pooling, logits (a second user's healthy model).
+        tf.keras.utils.set_random_seed(seed)
+        layers = tf.keras.layers
+        inputs = tf.keras.Input((28, 28, 1))
+        x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same")(inputs)))
+        y = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same")(x)))
+        y = layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same")(y))
+        x = layers.GlobalAveragePooling2D()(layers.ReLU()(layers.Add()([x, y])))
+        model = tf.keras.Model(inputs, layers.Dense(10)(x))
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+        return model
+
+
+    def test_biases_before_batch_norm_are_notes_not_failures(health_check):
+        health_check(resnet, batch_size=64)
     """
 )
 
@@ -73,7 +93,8 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
         check=False,
     )
     out = result.stdout
-    assert result.returncode == 1 and "1 failed, 2 passed" in out, out[-4000:]
+    assert result.returncode == 1 and "1 failed, 3 passed" in out, out[-4000:]
+    assert "redundant bias: conv2d_1/bias" in out and "use_bias=False" in out, out[-4000:]  # notes, as warnings
     assert "FAILED test_theirs.py::test_frozen_layer_fails" in out
     assert re.search(r"weights never updated: conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias", out), out[-4000:]
     assert "Traceback" not in out and "During handling of the above exception" not in out

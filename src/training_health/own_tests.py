@@ -113,6 +113,9 @@ def _callable_label(function) -> str:
 
 
 def layer_findings(traj, thresholds, frozen, pictures) -> list[HealthCheckError]:
+    """Each layer's failures; what does not stop learning (checks/severity.py) is a warning, as in the suite's
+    own test_layer_updates (a second user's healthy ResNet: red here, a note from the command line)."""
+    from training_health.checks import severity
     from training_health.model.user_model import layer_of, parameters_of
     from training_health.suite import _check_layer
 
@@ -121,7 +124,12 @@ def layer_findings(traj, thresholds, frozen, pictures) -> list[HealthCheckError]
         try:
             _check_layer(traj, parameters_of(traj.parameters, layer), thresholds, layer, list(frozen), pictures)
         except HealthCheckError as err:
-            found.append(err)
+            failing, notes = severity.split(traj, err.offenders, thresholds)
+            if failing or not err.offenders:
+                found.append(err)
+                continue
+            for note in notes:
+                warnings.warn(TrainingHealthWarning(note), stacklevel=3)
     return found
 
 

@@ -61,6 +61,11 @@ def check_overfit_batch(run: RunContext) -> list[str]:
         f"training loss on the batch: step 0 {curve[0]:.4g}, step {len(curve) // 2} {curve[len(curve) // 2]:.4g}, "
         f"step {len(curve) - 1} {curve[-1]:.4g} ({fit['left']:.0%} of its start left); in inference mode loss "
         f"{fit['initial_loss']:.4g} -> {fit['loss']:.4g}, right {fit['initial_correct']} -> {fit['correct']}"
+        + (
+            " (the better of inference and training mode: BatchNorm's moving statistics lag)"
+            if fit.get("lagging")
+            else ""
+        )
     )
     if verdict == SLOW:
         return [
