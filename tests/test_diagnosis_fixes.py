@@ -188,3 +188,21 @@ def test_a_kernel_fed_by_a_dead_layer_blames_that_layer_not_an_op_after_it():
     assert cause.title == "gradient zero at most steps", cause
     assert "logits's inputs are hidden's outputs, 99% dead" in said and "the op after logits" not in said, said
     assert "lower the learning rate from 10 to ~1" in " ".join(cause.fixes), cause
+
+
+def test_a_zero_gradient_under_logits_read_as_probabilities_names_the_loss():
+    """from_logits=False on a logits output: Keras clips the outputs and no layer gets a gradient. Every layer's
+    cause is the loss (a second user's ResNet: 7 layers said "find the op after conv2d")."""
+    import dataclasses
+
+    from training_health.model.losses import SUITE_LOSS
+
+    recipe = "Adam lr=0.001, loss sparse_categorical_crossentropy"
+    traj = trajectory(recipe, 1e-3)
+    traj.per_step["grad_norm"][:] = 0.0
+    traj.loss_kind = dataclasses.replace(SUITE_LOSS, from_logits=False)
+    traj.outputs_start = {"probabilities": False, "unit_interval": False, "mean": -0.02, "rms": 0.03}
+    cause = diagnose(traj, "hidden/kernel", check="grad_norm_min", bound=1e-3)
+    assert cause.title == "gradient zero at most steps" and "reads probabilities (from_logits=False)" in str(cause)
+    assert cause.fixes == ("compile the loss with from_logits=True, or end the model with a softmax",), cause
+    assert "the op after" not in str(cause), cause
