@@ -125,7 +125,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
     learns = _learns_one_batch(run) if cause.startswith("no single cause") else None
     if learns:  # nothing broke and it learns: a slow start at these steps (a note, not a failure)
         return [
-            f"the loss did not fall in {len(loss)} steps ({'; '.join(problems)}), but the model learns: {learns}. "
+            f"the loss did not fall beyond its noise in {len(loss)} steps ({'; '.join(problems)}), but the model "
+            f"learns: {learns}. "
             f"A slow start (a plateau at chance) or labels unrelated to the inputs; give --health-steps "
             f"{max(100, 3 * len(loss))} to tell them apart"
         ]
@@ -168,7 +169,7 @@ def check_loss_stable(run: RunContext) -> list[str]:
         at = s["rise_step"]
         problems.append(
             f"the loss jumps from {loss[at]:.4g} to {loss[at + 1]:.4g} at step {at + 1} "
-            f"(+{s['rise']:.0%} of its starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%} after step "
+            f"({_rise_text(s['rise'])} its starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%} after step "
             f"{windows(len(loss))[1]}): it oscillates"
         )
     from training_health.checks.diagnosis import adam_family
@@ -220,6 +221,11 @@ ADAM_EARLY_RISE = 30.0  # margin 9x over the healthy maximum
 # step-0 loss, healthy maximum 1.0x (training_loop_from_scratch 0.997, separable_convnet 0.999 at 30 steps; the
 # 33 healthy runs of the calibration and the 17 of the healthy corpus); Adam lr 10 above: 3.0x, 3.3x.
 MAX_END_OVER_START = 2.0
+
+
+def _rise_text(rise: float) -> str:
+    """ "+45% of" for a rise on the scale of the loss, "1.9e+09x" for an explosion (no 25-digit percentages)."""
+    return f"+{rise:.0%} of" if rise < 10 else f"+{rise:.3g}x"
 
 
 def _early_rise(loss: np.ndarray, bound: float = EARLY_RISE) -> tuple[int, float] | None:
