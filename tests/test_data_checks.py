@@ -189,6 +189,16 @@ def test_class_ids_for_a_one_hot_loss_pass_with_a_note(tmp_path):
 
 
 @pytest.mark.subprocess
+def test_a_dataset_batched_at_another_size_is_a_note(tmp_path):
+    """The check trains at --health-batch-size (128): a Dataset's .batch(64) is said, not silently replaced."""
+    result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:batched_by_64")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    said = " ".join(result.stdout.split())
+    assert "is a tf.data.Dataset batched by 64, but this check trained with batches of 128" in said, said[-3000:]
+    assert "Give --health-batch-size 64" in said, said[-3000:]
+
+
+@pytest.mark.subprocess
 def test_softmax_over_one_unit_is_named_with_its_fix(tmp_path):
     """The output is always 1, so every gradient is 0: the cause, not the symptom ("gradient zero at most steps")."""
     result = run_suite(tmp_path, f"{BAD_DATA}:softmax_one_unit", f"{HEADS}:zero_vs_rest_data")

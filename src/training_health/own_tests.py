@@ -92,7 +92,13 @@ _DATA_CACHE: dict = {}
 def training_data(data, mnist_path=None):
     """``data`` as the probe reads it: None (the verified MNIST), a TrainingData or Mnist, a function
     returning (images, labels) or a Dataset, or the (images, labels) pair itself."""
-    from training_health.data.user_data import TrainingData, _arrays_from, as_training_data, load_training_data
+    from training_health.data.user_data import (
+        TrainingData,
+        _arrays_from,
+        as_training_data,
+        dataset_batch_of,
+        load_training_data,
+    )
 
     if data is None:
         if mnist_path not in _DATA_CACHE:
@@ -103,7 +109,7 @@ def training_data(data, mnist_path=None):
     label = _callable_label(data) + "()" if callable(data) else "the given (images, labels)"
     returned = data() if callable(data) else data
     images, labels = _arrays_from(returned, label, "data")
-    return TrainingData(images, labels, label)
+    return TrainingData(images, labels, label, dataset_batch=dataset_batch_of(returned))
 
 
 def _callable_label(function) -> str:

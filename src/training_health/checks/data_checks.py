@@ -130,7 +130,7 @@ def check_labels(run: RunContext) -> list[str]:
         ids = labels.astype(np.int64) if labels.ndim == 1 else labels.argmax(axis=1)
         classes = np.unique(ids)
         if classes.size > 1:
-            return _ids_for_one_hot_loss(run)
+            return _ids_for_one_hot_loss(run) + _dataset_batch_not_used(run)
         raise _fail(
             run,
             "labels",
@@ -158,6 +158,19 @@ def check_labels(run: RunContext) -> list[str]:
             "fix: give targets that vary with the input (for a binary head: 1 for the positive class, 0 otherwise)",
         ],
     )
+
+
+def _dataset_batch_not_used(run: RunContext) -> list[str]:
+    """A note: the user's tf.data.Dataset was batched at another size than the check trained with (a second
+    user's ``.batch(64)`` trained at 128 without a word)."""
+    batch, used = getattr(run.data, "dataset_batch", None), run.config.batch_size
+    if not batch or batch == used or batch >= len(run.data.train_labels):
+        return []
+    return [
+        f"{run.data.source} is a tf.data.Dataset batched by {batch}, but this check trained with batches of {used} "
+        f"(--health-batch-size; a Dataset's batches are read as examples). Give --health-batch-size {batch} to "
+        "check your training's batch size"
+    ]
 
 
 def _ids_for_one_hot_loss(run: RunContext) -> list[str]:

@@ -61,6 +61,7 @@ class TrainingData:
     source: str  # where the examples came from, for messages
     to_model_input: Callable = as_tensor
     mnist: Mnist | None = None  # the verified MNIST behind this data, when that is what it is
+    dataset_batch: int | None = None  # the batch size of a batched tf.data.Dataset it was read from
 
     @property
     def is_mnist(self) -> bool:
@@ -113,7 +114,7 @@ def load_training_data(spec: str | None, mnist_path: str | None = None, option: 
     except Exception as err:  # the user's code: report it with the option that ran it
         raise DataSpecError(f"{option} {spec}: calling it raised {type(err).__name__}: {first_line(err)}") from err
     images, labels = _arrays_from(returned, spec, option)
-    return TrainingData(images, labels, f"{spec}()")
+    return TrainingData(images, labels, f"{spec}()", dataset_batch=dataset_batch_of(returned))
 
 
 def fewer_than_a_batch(data: TrainingData, batch_size: int, option: str | None = None) -> str | None:
@@ -196,6 +197,19 @@ def label_encoding(labels: np.ndarray) -> str:
 
 def _is_dataset(value) -> bool:
     return type(value).__module__.startswith("tensorflow") and hasattr(value, "element_spec")
+
+
+def dataset_batch_of(returned) -> int | None:
+    """The batch size a batched ``tf.data.Dataset`` yields (its first element's), None for arrays or single
+    examples: the check trains at ``--health-batch-size``, which the user may expect to come from ``.batch()``."""
+    if not _is_dataset(returned):
+        return None
+    for element in returned.take(1):
+        if isinstance(element, tuple | list) and len(element) == 2:
+            x, y = (np.asarray(t) for t in element)
+            if y.ndim >= 1 and x.ndim >= 1 and x.shape[0] == y.shape[0]:
+                return int(y.shape[0])
+    return None
 
 
 def _read_dataset(dataset, fail) -> tuple[np.ndarray, np.ndarray]:
