@@ -95,6 +95,8 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
     out = result.stdout
     assert result.returncode == 1 and "1 failed, 3 passed" in out, out[-4000:]
     assert "redundant bias: conv2d_1/bias" in out and "use_bias=False" in out, out[-4000:]  # notes, as warnings
+    # Only the BatchNorm model's accuracy is marked inference-mode (a Dropout's seed state is not a moving statistic).
+    assert out.count("(inference mode: moving statistics lag in a short run)") == 1, out[-4000:]
     assert "FAILED test_theirs.py::test_frozen_layer_fails" in out
     assert re.search(r"weights never updated: conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias", out), out[-4000:]
     assert "Traceback" not in out and "During handling of the above exception" not in out
