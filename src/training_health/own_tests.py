@@ -106,16 +106,12 @@ def training_data(data, mnist_path=None):
         return _DATA_CACHE[mnist_path]
     if isinstance(data, TrainingData) or type(data).__name__ == "Mnist":
         return as_training_data(data)
-    label = _callable_label(data) + "()" if callable(data) else "the given (images, labels)"
+    from training_health.probe.training_probe import callable_label
+
+    label = callable_label(data) + "()" if callable(data) else "the given (images, labels)"
     returned = data() if callable(data) else data
     images, labels = _arrays_from(returned, label, "data")
     return TrainingData(images, labels, label, dataset_batch=dataset_batch_of(returned))
-
-
-def _callable_label(function) -> str:
-    """``module:qualname`` as --health-data spells a function (a bare name says nothing in a long log)."""
-    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "data")
-    return f"{module}:{name}" if module and module != "__main__" else name
 
 
 def layer_findings(traj, thresholds, frozen, pictures) -> list[HealthCheckError]:

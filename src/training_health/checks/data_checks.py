@@ -381,8 +381,9 @@ def _output_mismatch(run: RunContext) -> HealthCheckError | None:
                 "compile the loss with from_logits=False",
             ],
         )
-    reads_probabilities = outputs["probabilities"] if kind.classifies else outputs["unit_interval"]
-    if kind.expects_probabilities and not reads_probabilities:
+    from training_health.checks.diagnosis import reads_logits_as_probabilities
+
+    if reads_logits_as_probabilities(traj):
         return _fail(
             run,
             "initial_loss",

@@ -85,7 +85,7 @@ def _fit_one_batch(run: RunContext, max_steps: int) -> dict:
             # Moving statistics (BatchNorm) lag 200 steps on 16 examples: such a model's inference-mode answers
             # say little; it is also read in training mode, and the better count is kept (a second user's
             # ResNet: 1 of 16 right in inference mode while its training loss fell to 36%).
-            lagging = any("moving_" in name for name in run.trajectory.state_variables or {})
+            lagging = run.trajectory.has_moving_statistics
             initial_loss, initial_correct = _batch_loss_and_correct(loop.model, x, labels, kind)
             steps, losses = 0, []
             while steps < max_steps:
