@@ -8,8 +8,10 @@ run's own optimizer and learning rate: real MNIST, real training (fixtures/user_
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+import numpy as np
 import pytest
 
 from training_health.checks.run_checks import RUN_CHECKS, NotApplicable, RunContext, run_check_names
@@ -88,6 +90,20 @@ def test_adam_overshooting_from_the_start_fails_loss_stable(
     assert "it diverges from the start" in message and "bound: < 30x" in message, message
     assert "fix: lower the learning rate from 10 to ~1 (Adam), and 10x again while the check still fails" in message
     assert "(Keras' default for Adam: 0.001)" in message, message
+
+
+def test_a_loss_ending_above_twice_its_start_fails_loss_stable(
+    health_trajectories, health_training_data, health_thresholds
+):
+    """The end-above-start bound alone: an Adam run overshoots 8x (under Adam's 30x early bound), and its last
+    window (3.0) is not beyond the noise of its inflated first one, yet it ends 3x above its step 0."""
+    run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(initializer="he_normal"))
+    full = run.trajectory
+    loss = np.array([1.0, 8.0, 9.0, 7.0, 8.5, 6.0] + [3.0, 3.1, 2.9] * 8)
+    run.trajectory = dataclasses.replace(full, loss=loss)  # the real run, with this loss curve
+    message = failure(run, "loss_stable")
+    assert "3x its step-0 value 1 (bound: 2x): it diverged" in message, message
+    assert "diverges from the start" not in message and "lower the learning rate" in message, message
 
 
 def test_model_that_cannot_fit_16_examples_fails_overfit_batch(
