@@ -26,6 +26,8 @@ from training_health.model.initializations import fans, reference_std
 from training_health.probe.training_probe import ProbeConfig
 
 KERNELS = ["conv1/kernel", "conv2/kernel", "fc1/kernel", "out/kernel"]
+# Under pytest-xdist: the module's tests share its training runs (seed_normal's above all), so one worker trains them.
+pytestmark = pytest.mark.xdist_group("original_question")
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,18 @@ OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+?\])(@\S+)?(?: - .*)?$
 WORKER = re.compile(r"^\[(gw\d+)\] \[ *\d+%\] \w+ \S+?\[(\S+)-\w+\]", re.MULTILINE)
 
 
-def _pytest(cwd, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+# Loaded into the controller and the workers (-p): the controller notes at its end whether it imported TensorFlow.
+CONTROLLER_PROBE = """
+import os, sys
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        with open(os.environ["CONTROLLER_PROBE_OUT"], "w") as out:
+            out.write(str("tensorflow" in sys.modules))
+"""
+
+
+def _pytest(cwd, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", **env_vars}
     env.pop("PYTEST_ADDOPTS", None)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-k", "test_layer_updates", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
@@ -30,7 +40,12 @@ def _pytest(cwd, *args: str) -> subprocess.CompletedProcess:
 
 def test_two_workers_train_each_run_once_and_give_the_serial_verdicts(tmp_path):
     serial = _pytest(tmp_path, *GRID)
-    parallel = _pytest(tmp_path, "-n", "2", "-v", *GRID)  # no --dist: the plugin groups the runs (loadgroup)
+    (tmp_path / "controller_probe.py").write_text(CONTROLLER_PROBE)
+    probe = {"PYTHONPATH": str(tmp_path), "CONTROLLER_PROBE_OUT": str(tmp_path / "controller_tf.txt")}
+    # no --dist: the plugin groups the runs (loadgroup)
+    parallel = _pytest(tmp_path, "-n", "2", "-v", "-p", "controller_probe", *GRID, **probe)
+    # The controller hands tests out and merges the summary: it never imports TensorFlow (each worker does).
+    assert (tmp_path / "controller_tf.txt").read_text() == "False", parallel.stdout[-2000:]
     verdicts = dict((test, outcome) for outcome, test, _ in OUTCOME.findall(serial.stdout))
     assert "FAILED" in verdicts.values() and "PASSED" in verdicts.values(), serial.stdout[-3000:]
     assert dict((test, outcome) for outcome, test, _ in OUTCOME.findall(parallel.stdout)) == verdicts
@@ -44,3 +59,13 @@ def test_two_workers_train_each_run_once_and_give_the_serial_verdicts(tmp_path):
     for cell in workers:  # trained once: one table per run
         assert summary.count(f"{cell}-seed0-10steps ") == 1, summary[-3000:]
     assert "(summed over 2 workers)" in summary and "start-up 0.0 s" not in summary, summary[-1500:]
+
+
+def test_a_bad_option_under_workers_is_one_message_and_exit_4(tmp_path):
+    """The model is checked on the workers (the controller imports no TensorFlow): their failed check reaches
+    the user as a serial run's does, once, with exit 4 and no traceback, and no worker is restarted."""
+    run = _pytest(tmp_path, "-n", "2", "--health-model", "no_such_module:build")
+    output = run.stdout + run.stderr
+    assert run.returncode == 4, output[-3000:]
+    assert output.count("--health-model no_such_module:build: cannot import 'no_such_module'") == 1, output[-3000:]
+    assert "Traceback" not in output and "node down" not in output, output[-3000:]

@@ -106,7 +106,16 @@ def ensure_health_run(config) -> None:
     share_cores_between_workers(config)
     from training_health.validation import validate_options
 
-    validate_options(config)
+    if distributes_to_workers(config):  # each worker checks the model itself: no TensorFlow here
+        validate_options(config, model_checked_on_workers=True)
+        return
+    try:
+        validate_options(config)
+    except pytest.UsageError as err:
+        if not hasattr(config, "workerinput"):
+            raise
+        tell_the_controller(config, str(err))  # raised on a worker, xdist would restart it, again and again
+        return
     from training_health.model import initial_weights
 
     initial_weights.use(config.getoption("health_initial_weights"))
@@ -205,6 +214,8 @@ def pytest_generate_tests(metafunc):
     config, names = metafunc.config, metafunc.fixturenames
     if any(name.startswith("health_") for name in names):
         ensure_health_run(config)
+    if config.stash.get(UNUSABLE, None):
+        return  # a worker whose options failed: its tests are deselected, the controller says why (exit 4)
     if "health_init" in names:
         metafunc.parametrize("health_init", grid_inits(config))
     if "health_device" in names:
@@ -228,6 +239,10 @@ def pytest_generate_tests(metafunc):
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so that -m training_health sees the mark
 def pytest_collection_modifyitems(config, items):
     """One item per test and grid cell (the suite may be both imported and added), grouped for xdist."""
+    if config.stash.get(UNUSABLE, None):
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        return
     seen, kept, opt_in = set(), [], []
     for item in items:
         if _is_resume_check(item) and not _resume_asked(config):
@@ -476,8 +491,10 @@ def pytest_terminal_summary(terminalreporter, config):
     workers = config.stash.get(FROM_WORKERS, None)
     cache = config.stash.get(TRAJECTORIES, None)
     collected = config.stash.get(COLLECTED, STARTED)
+    tf_import = None  # this process's own, unless its workers imported TensorFlow instead
     if workers is not None and workers.tables:
         tables, totals, count, output = workers.tables, workers.totals(), workers.count, workers.output
+        tf_import = max(workers.tf_imports, default=None)
         collected = workers.collected or STARTED  # the controller collects nothing: its workers' start-up
     elif cache and cache.runs:
         from training_health.report.table import layer_table
@@ -495,7 +512,7 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line(f"probe data (JSON, one file per configuration): {output}/")
     wall = time.perf_counter() - STARTED
     startup = collected - STARTED
-    terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count))
+    terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count, tf_import))
     verdict = time_to_verdict(totals, wall, startup, len(tables), count)
     if verdict:
         terminalreporter.write_line("time to verdict: " + verdict)
@@ -506,14 +523,28 @@ def pytest_terminal_summary(terminalreporter, config):
 WORKER_OUTPUT = "training_health"
 DIST = "training_health_dist"  # the controller's --dist, sent to each worker (workerinput)
 FROM_WORKERS = pytest.StashKey[object]()
+USAGE_ERROR = "training_health_usage_error"  # a worker's failed option check, in its workeroutput
+UNUSABLE = pytest.StashKey[bool]()  # on a worker: its options failed, it trains nothing
 
 
 class WorkerResults:
     """On the xdist controller: the workers' per-layer tables and phase times, for one merged summary."""
 
     def __init__(self):
-        self.tables, self.phase_times, self.output = [], [], "probe-output"
+        self.tables, self.phase_times, self.tf_imports, self.output = [], [], [], "probe-output"
         self.collected = None  # when the last worker finished collecting: the workers' start-up ends here
+        self.usage_error = None  # a worker's option check failed (tell_the_controller): the session's exit 4
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session):
+        result = yield
+        if self.usage_error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return result
+
+    def pytest_unconfigure(self, config):
+        if self.usage_error:  # as pytest prints a UsageError: after everything else, on stderr
+            sys.stderr.write(f"ERROR: {self.usage_error}\n\n")
 
     @property
     def count(self) -> int:
@@ -532,11 +563,25 @@ class WorkerResults:
         self.collected = time.perf_counter()
 
     def pytest_testnodedown(self, node, error):
+        self.usage_error = self.usage_error or getattr(node, "workeroutput", {}).get(USAGE_ERROR)
         sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
         if sent:
             self.tables += sent["tables"]
             self.phase_times.append(sent["phase_times"])
+            self.tf_imports += [sent["tf_import"]] if sent.get("tf_import") is not None else []
             self.output = sent["output"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """A process that loaded TensorFlow spent 0.5-0.9 s after pytest's last line in Python's final garbage
+    collection over TensorFlow's objects (measured, TF 2.21: a script's exit 0.57 s -> 0.06 s); under xdist the
+    controller waits for each worker's. Freezing them skips that pass: their memory goes back with the process.
+    atexit handlers (coverage's, say) still run."""
+    if config.stash.get(ASKED, False) and "tensorflow" in sys.modules:
+        import gc
+
+        gc.freeze()
 
 
 def pytest_sessionfinish(session):
@@ -545,14 +590,31 @@ def pytest_sessionfinish(session):
     cache = config.stash.get(TRAJECTORIES, None)
     if not hasattr(config, "workeroutput") or not cache or not cache.runs:
         return
+    from training_health.report import time_split
     from training_health.report.table import layer_table
     from training_health.report.time_split import phase_totals
 
     config.workeroutput[WORKER_OUTPUT] = {
         "tables": [layer_table(traj) for traj in cache.runs.values()],
         "phase_times": phase_totals(cache.runs.values(), cache.build_seconds),
+        "tf_import": time_split.tf_import_seconds,
         "output": str(cache.output),
     }
+
+
+def distributes_to_workers(config) -> bool:
+    """An xdist controller that will hand the tests to workers (``-n N``, N > 0): it collects and trains
+    nothing, so it imports no TensorFlow; its workers check the options that need it."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return False
+    return bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "no") != "no"
+
+
+def tell_the_controller(config, message: str) -> None:
+    """On a worker whose option check failed: train nothing (its tests are deselected) and send the message,
+    which the controller prints as the session's one error (exit 4), as a serial run would."""
+    config.stash[UNUSABLE] = True
+    config.workeroutput[USAGE_ERROR] = message
 
 
 def keep_training_runs_on_one_worker(config) -> None:
@@ -579,14 +641,23 @@ class GroupInTestIds:
     """On an xdist worker under ``loadgroup``: the controller's scheduler reads a test's group from the
     ``@group`` suffix xdist appends to its id. On pytest 9 xdist's ``item._nodeid = ...`` no longer changes
     the id (structured ids: pytest-xdist issue #1386), and every worker trained every cell; add the
-    suffix the way pytest 9 keeps ids (``_rename``), where xdist's own attempt left none."""
+    suffix the way pytest 9 keeps ids (``_rename``), where xdist's own attempt left none. A project's own
+    ``xdist_group`` marks (tests sharing a module-scoped run) get theirs too."""
 
     @pytest.hookimpl(trylast=True)  # after xdist's own renaming (which works on pytest 8)
     def pytest_collection_modifyitems(self, items):
         for item in items:
-            group = item.stash.get(CELL, None)
+            group = item.stash.get(CELL, None) or _marked_group(item)
             if group and not item.nodeid.endswith(f"@{group}"):
                 _rename(item, f"{item.nodeid}@{group}")
+
+
+def _marked_group(item) -> str | None:
+    """The group of an ``xdist_group`` mark, read as xdist reads it (first argument, or ``name=``)."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
 def share_cores_between_workers(config) -> None:

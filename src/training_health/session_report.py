@@ -22,6 +22,13 @@ SEED_IN_ID = re.compile(r"-seed(\d+)(?=[-\]])")  # the --health-seeds parameter 
 BASELINE_PROPERTY = "training_health_baseline"  # record_property(BASELINE_PROPERTY, "<what>: <path>")
 
 
+def without_xdist_group(nodeid: str) -> str:
+    """``test[cell-seed1-conv1]@cell-seed1`` (an xdist id: plugin.GroupInTestIds) -> ``test[cell-seed1-conv1]``:
+    one test over its seeds, as in a serial run (whose summary said 39 tests where xdist's said 78)."""
+    cut = nodeid.rfind("]@")
+    return nodeid[: cut + 1] if cut >= 0 else nodeid
+
+
 def skip_reason(report) -> str:
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     return reason.removeprefix("Skipped: ")
@@ -68,7 +75,7 @@ class SessionReport:
         match = SEED_IN_ID.search(report.nodeid)
         if not match or (report.when != "call" and not report.failed):
             return
-        outcomes = self.by_seed.setdefault(SEED_IN_ID.sub("", report.nodeid), {})
+        outcomes = self.by_seed.setdefault(SEED_IN_ID.sub("", without_xdist_group(report.nodeid)), {})
         if outcomes.get(match.group(1)) != "failed":
             outcomes[match.group(1)] = report.outcome
 

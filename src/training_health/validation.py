@@ -316,17 +316,27 @@ def _initial_weights(config, parameters: list[str], problems: list[str]) -> None
 USER_CODE_OPTIONS = ("health_model", "health_train_step", "health_resume_with")  # their modules are imported here
 
 
-def validate_options(config) -> None:
+def validate_options(config, model_checked_on_workers: bool = False) -> None:
+    """Raises one ``pytest.UsageError`` listing every problem. ``model_checked_on_workers``: an xdist
+    controller checks only what needs neither TensorFlow nor the user's code; each worker checks the rest
+    (it imports TensorFlow to train anyway), and the controller reports a worker's failure (plugin.py)."""
     problems: list[str] = []
     if any(config.getoption(o, None) not in (None, SEED_MODEL) for o in USER_CODE_OPTIONS):
-        import_tensorflow_timed()  # before the user's module imports it: timed for the summary's time to verdict
+        if not model_checked_on_workers:
+            import_tensorflow_timed()  # before the user's module imports it: timed for the summary's time to verdict
     _numbers(config, problems)
     _listed(config, "health_modes", MODES, problems, default_ok=False)
-    _devices(config, problems)
+    if model_checked_on_workers:
+        _listed(config, "health_devices", KNOWN_DEVICES, problems, default_ok=True)  # whether a GPU is seen: workers
+    else:
+        _devices(config, problems)
     _thresholds(config, problems)
     if config.getoption("health_probe_output") is not None:  # the main job writes none
         _writable(config.getoption("health_probe_output"), flag(config, "probe-output"), problems)
     _mnist_path(config, problems)
+    if model_checked_on_workers:
+        _raise_if_any(problems)
+        return
     if not any(p.startswith(flag(config, "model")) for p in problems):
         _model(config, problems)
     _train_step(config, problems)
@@ -339,5 +349,9 @@ def validate_options(config) -> None:
             _frozen(config, parameters, problems)
             _share_layers(config, parameters)
             _initial_weights(config, parameters, problems)
+    _raise_if_any(problems)
+
+
+def _raise_if_any(problems: list[str]) -> None:
     if problems:
         raise pytest.UsageError("training health: " + "\n  ".join(["bad option(s):", *problems]))

@@ -73,9 +73,12 @@ def phase_totals(runs, build: float = 0.0) -> dict[str, float]:
     }
 
 
-def time_split_of(totals: dict[str, float], wall: float, startup: float = 0.0, workers: int = 1) -> str:
+def time_split_of(
+    totals: dict[str, float], wall: float, startup: float = 0.0, workers: int = 1, tf_import: float | None = None
+) -> str:
     """The line from phase totals; with several xdist workers the phases are summed over workers, so
-    the ratio compares the wall time with one worker's share of the training."""
+    the ratio compares the wall time with one worker's share of the training. ``tf_import``: TensorFlow's
+    import where this process did not time one (an xdist controller imports none: its workers' longest)."""
     train, trace, measure, build, checks = (
         totals.get(k, 0.0) for k in ("train", "trace", "measure", "build", "checks")
     )
@@ -85,7 +88,7 @@ def time_split_of(totals: dict[str, float], wall: float, startup: float = 0.0, w
     ratio = f"{wall / share:.2f}x" if share >= 1.0 else ("under 1 s of training" if share > 0 else "no training")
     over = f" (summed over {workers} workers)" if workers > 1 else ""
     return (
-        f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s{_of_it()}, "
+        f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s{_of_it(tf_import)}, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
         f"model building {build:.1f} s, "
         + (f"run-level checks {checks:.1f} s (overfit_batch trains), " if checks else "")
@@ -118,5 +121,6 @@ def time_to_verdict(
     )
 
 
-def _of_it() -> str:
-    return f" (TF import {tf_import_seconds:.1f} s)" if tf_import_seconds is not None else ""
+def _of_it(tf_import: float | None = None) -> str:
+    tf_import = tf_import_seconds if tf_import is None else tf_import
+    return f" (TF import {tf_import:.1f} s)" if tf_import is not None else ""
