@@ -26,7 +26,7 @@ def measure(config: ProbeConfig, data, max_fit_steps: int) -> str:
     run = RunContext(traj, data, None, lambda: None, config.build_model)
     s = loss_statistics(traj.loss)
     gap = abs(math.log(data.num_classes) - s["last"]) / math.log(data.num_classes)
-    fit = batch_checks.fit_one_batch(run, max_fit_steps)
+    fit = batch_checks.fit_one_batch(run, max_fit_steps, run_evidence=False)  # the steps a fit takes
     try:
         talk = f"{batch_checks.cross_talk(run)[0]:.3g}"
     except NotApplicable as reason:
