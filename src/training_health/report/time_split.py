@@ -91,7 +91,7 @@ def time_split_of(
         f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s{_of_it(tf_import)}, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
         f"model building {build:.1f} s, "
-        + (f"run-level checks {checks:.1f} s (overfit_batch trains), " if checks else "")
+        + (f"run-level checks {checks:.1f} s, " if checks else "")
         + f"other {other:.1f} s (data, checks, reports, pictures)"
     )
 
