@@ -575,13 +575,19 @@ class WorkerResults:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """A process that loaded TensorFlow spent 0.5-0.9 s after pytest's last line in Python's final garbage
-    collection over TensorFlow's objects (measured, TF 2.21: a script's exit 0.57 s -> 0.06 s); under xdist the
-    controller waits for each worker's. Freezing them skips that pass: their memory goes back with the process.
-    atexit handlers (coverage's, say) still run."""
-    if config.stash.get(ASKED, False) and "tensorflow" in sys.modules:
+    collection over TensorFlow's objects (measured, TF 2.21: a script's exit 0.57-0.68 s -> 0.06 s); under xdist
+    the controller waits for each worker's. Freezing them at exit skips that pass: their memory goes back with
+    the process. At exit, not now: a process that goes on after this session (``pytest.main`` called in a
+    notebook or a test) keeps collecting its garbage. Other atexit handlers (coverage's, say) still run."""
+    if config.stash.get(ASKED, False) and "tensorflow" in sys.modules and not _FREEZE_AT_EXIT:
+        import atexit
         import gc
 
-        gc.freeze()
+        atexit.register(gc.freeze)
+        _FREEZE_AT_EXIT.append(True)
+
+
+_FREEZE_AT_EXIT: list = []  # registered once per process
 
 
 def pytest_sessionfinish(session):
