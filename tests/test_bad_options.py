@@ -36,6 +36,12 @@ CASES = [
         "--health-steps -3: a run needs training steps, and the calibrated bounds hold from 10 on",
     ),
     ("seed-negative", "a", ["--health-seed", "-1"], "--health-seed -1: seeds are non-negative integers"),
+    (
+        "seed-dropped-by-seeds",
+        "b",
+        ["--health-seed", "3", "--health-seeds", "0,1"],
+        "--health-seed 3 and --health-seeds 0,1: the seeds list replaces the single seed, so seed 3 would not run",
+    ),
     ("inits-bogus", "a", ["--health-inits", "bogus"], "--health-inits: unknown bogus; choose from seed_normal"),
     ("inits-empty", "b", ["--health-inits", ""], "--health-inits '' names nothing: give at least one of seed_normal"),
     ("thresholds-missing", "a", ["--health-thresholds", "{files}/missing.toml"], "{files}/missing.toml does not exist"),

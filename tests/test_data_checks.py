@@ -189,6 +189,42 @@ def test_class_ids_for_a_one_hot_loss_pass_with_a_note(tmp_path):
 
 
 @pytest.mark.subprocess
+def test_one_hot_rows_for_a_sparse_loss_pass_with_a_note(tmp_path):
+    """The reverse (a first user's sparse_categorical_crossentropy MLP on one-hot labels passed without a word,
+    where Keras' fit on those arrays fails): the same note."""
+    result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{HEADS}:one_hot_data")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    said = " ".join(result.stdout.split())
+    assert "are one-hot rows [60000, 10], but the loss" in said and "reads class ids [N]" in said, said[-3000:]
+    assert "labels.argmax(axis=-1), or compile categorical_crossentropy" in said, said[-3000:]
+
+
+@pytest.mark.subprocess
+def test_raw_pixels_are_every_failing_layer_s_cause_not_the_learning_rate(tmp_path):
+    """SGD with momentum on raw 0..255 pixels: each layer and loss check that fails names the inputs and the
+    division by 255; none says to lower the learning rate (a first user's convnet got three different ones)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--health-devices=cpu",
+        "-k",
+        "layer_updates",
+    ]
+    command += ["--health-model", "fixtures.user_models.compiled_keras:sgd_momentum", "--health-data"]
+    command += [f"{BAD_DATA}:raw_pixels", f"--health-probe-output={tmp_path / 'out'}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=900)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    fixes = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("fix:")]
+    assert fixes and all("divide the images by 255" in fix for fix in fixes), fixes
+    assert "lower the learning rate" not in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.subprocess
 def test_a_dataset_batched_at_another_size_is_a_note(tmp_path):
     """The check trains at --health-batch-size (128): a Dataset's .batch(64) is said, not silently replaced."""
     result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:batched_by_64")

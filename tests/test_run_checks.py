@@ -177,3 +177,15 @@ def test_a_run_whose_loss_fell_below_the_fit_bound_is_its_own_fit(
     trained_again = dataclasses.replace(run, trajectory=dataclasses.replace(run.trajectory, derived={}))
     fitted = fit_one_batch(trained_again, run_evidence=False)
     assert not fitted.get("from_run") and fit_verdict(fitted) == FITS, fitted
+
+
+def test_a_loss_ending_above_its_start_fails_loss_decreases(
+    health_trajectories, health_training_data, health_thresholds
+):
+    """Early spikes inflate the first window's median, so the drop against it looked like learning, and the end lay
+    more than 10% above ln 10, outside the chance band: a first user's Adam 1.0 (2.311 -> 2.667) passed."""
+    run = context(health_trajectories, health_training_data, health_thresholds, ProbeConfig(initializer="he_normal"))
+    loss = np.array([2.311, 9.0, 14.0, 11.0, 8.0, 6.5] + [2.7, 2.6, 2.65] * 8)
+    run.trajectory = dataclasses.replace(run.trajectory, loss=loss, derived={})  # the real run, with this curve
+    message = failure(run, "loss_decreases")
+    assert "not below its step-0 value 2.311" in message and "it has learned nothing" in message, message

@@ -493,7 +493,7 @@ def pytest_terminal_summary(terminalreporter, config):
     collected = config.stash.get(COLLECTED, STARTED)
     tf_import = None  # this process's own, unless its workers imported TensorFlow instead
     if workers is not None and workers.tables:
-        tables, totals, count, output = workers.tables, workers.totals(), workers.count, workers.output
+        tables, totals, count, output = workers.merged_tables(), workers.totals(), workers.count, workers.output
         tf_import = max(workers.tf_imports, default=None)
         collected = workers.collected or STARTED  # the controller collects nothing: its workers' start-up
     elif cache and cache.runs:
@@ -549,6 +549,14 @@ class WorkerResults:
     @property
     def count(self) -> int:
         return max(1, len(self.phase_times))
+
+    def merged_tables(self) -> list[str]:
+        """One table per configuration, in the order of their ids (workers finish in any order; under a
+        ``--dist`` the user chose, two workers may have trained the same configuration)."""
+        by_id = {}
+        for table in self.tables:
+            by_id.setdefault(table.split("  (", 1)[0], table)
+        return [by_id[key] for key in sorted(by_id)]
 
     def totals(self) -> dict[str, float]:
         keys = {k for times in self.phase_times for k in times}

@@ -83,7 +83,7 @@ class SessionReport:
         """'<test>: fails at 2 of 3 seeds (0, 2)' for every test that failed at some seed."""
         lines = []
         for test, outcomes in sorted(self.by_seed.items()):
-            failed = [seed for seed, outcome in outcomes.items() if outcome == "failed"]
+            failed = sorted((seed for seed, outcome in outcomes.items() if outcome == "failed"), key=int)
             if failed:
                 lines.append(f"{test}: fails at {len(failed)} of {len(outcomes)} seeds ({', '.join(failed)})")
         return lines
@@ -127,7 +127,7 @@ class SessionReport:
             test = nodeids[0].rsplit("::", 1)[-1]
             terminalreporter.write_line(f"{test}: {message}")
         terminalreporter.write_line(
-            f"{len(self.notes)} finding(s) that do not stop learning; the tests passed. "
+            f"{len(self.notes)} finding(s) that do not stop learning: none of them failed a test. "
             "Each says what it measured and what to change if you want it gone."
         )
 

@@ -84,6 +84,13 @@ def _seeds(config, raw: str | None, problems: list[str]) -> None:
         )
     elif len(set(map(int, seeds))) != len(seeds):
         problems.append(f"{flag(config, 'seeds')} {raw}: a seed is listed twice; each seed is one training run")
+    elif config.getoption("health_seed", 0) != 0 and str(config.getoption("health_seed")) not in seeds:
+        # a first user's --health-seed 3 --health-seeds 0,1 ran seeds 0 and 1 and never said that 3 was dropped
+        problems.append(
+            f"{flag(config, 'seed')} {config.getoption('health_seed')} and {flag(config, 'seeds')} {raw}: the seeds "
+            f"list replaces the single seed, so seed {config.getoption('health_seed')} would not run; list every "
+            f"seed in {flag(config, 'seeds')}"
+        )
 
 
 def _thresholds(config, problems: list[str]) -> None:

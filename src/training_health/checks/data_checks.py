@@ -14,18 +14,12 @@ import math
 
 import numpy as np
 
+from training_health.checks.input_scale import INPUT_RMS_MAX, RAW_PIXELS_RMS, input_scale_fix
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 from training_health.model import losses
+from training_health.model.input_layers import INDEX_LAYERS, SCALING_LAYERS, scales_its_inputs  # noqa: F401
 
-# Inputs in [0, 1] have RMS ~0.3-0.5 (MNIST: 0.31), standardized inputs ~1; raw 0..255 pixels ~80 (MNIST:
-# 78.6 at the model's input). 10 is 10x a standardized input and 7.9x under raw MNIST.
-INPUT_RMS_MAX = 10.0
-# Layers that bring the inputs to scale inside the model (Keras' Rescaling(1/255), a Normalization adapted
-# to the data): raw pixels are then what the model expects.
-SCALING_LAYERS = ("Rescaling", "Normalization", "BatchNormalization", "LayerNormalization")
-# Layers that read their inputs as indices (token or category ids), not as magnitudes: their scale means nothing.
-INDEX_LAYERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "StringLookup", "Hashing", "TextVectorization")
 # The loss at step 0 over what an untrained model gives (cross-entropy of logits with the measured spread:
 # ln C / ln 2 as it goes to 0; for MSE the targets against outputs uncorrelated with them). Calibrated with
 # `python -m training_health.checks.data_checks 3` (TF 2.21, 2026-12-06): 42 healthy runs, seeds 0-2 of the
@@ -44,16 +38,6 @@ def _fail(run: RunContext, check: str, observed: str, lines: list[str]) -> Healt
 
 
 # --- input_scale -----------------------------------------------------------------------------------
-
-
-def scales_its_inputs(model) -> str | None:
-    """The name of a scaling layer (or a layer reading ids) the model applies before its first weighted layer."""
-    for layer in getattr(model, "layers", []):
-        if type(layer).__name__ in SCALING_LAYERS + INDEX_LAYERS:
-            return f"{layer.name} ({type(layer).__name__})"
-        if any("kernel" in w.name or "embeddings" in w.name for w in getattr(layer, "weights", [])):
-            return None
-    return None
 
 
 @run_check("input_scale")
@@ -94,18 +78,6 @@ def check_input_scale(run: RunContext) -> list[str]:
     )
 
 
-def input_scale_fix(pixels: bool) -> str:
-    if pixels:
-        return (
-            "divide the images by 255 (images.astype('float32') / 255), or put keras.layers.Rescaling(1/255) "
-            "first in the model"
-        )
-    return (
-        "standardize the inputs ((x - mean) / std per feature), or put a keras.layers.Normalization adapted to "
-        "the data first in the model"
-    )
-
-
 def unscaled_inputs(run: RunContext) -> str | None:
     """The cause line for an effect of unscaled inputs (oversized logits), or None when the inputs are in scale
     or the model scales them itself: input causes are tried before the others (issue 16, item 4)."""
@@ -130,7 +102,7 @@ def check_labels(run: RunContext) -> list[str]:
         ids = labels.astype(np.int64) if labels.ndim == 1 else labels.argmax(axis=1)
         classes = np.unique(ids)
         if classes.size > 1:
-            return _ids_for_one_hot_loss(run) + _dataset_batch_not_used(run)
+            return _ids_for_one_hot_loss(run) + _one_hot_for_sparse_loss(run) + _dataset_batch_not_used(run)
         raise _fail(
             run,
             "labels",
@@ -184,6 +156,20 @@ def _ids_for_one_hot_loss(run: RunContext) -> list[str]:
         f"the labels of {data.source} are class ids {list(data.train_labels.shape)}, but the loss {kind.name} reads "
         f"one-hot rows [N, {classes}]: this check converted them, yet model.fit on these arrays fails on the shapes. "
         f"Give keras.utils.to_categorical(labels, {classes}), or compile sparse_categorical_crossentropy"
+    ]
+
+
+def _one_hot_for_sparse_loss(run: RunContext) -> list[str]:
+    """The reverse note: one-hot rows given to a loss that reads class ids. The suite converts them too, so the
+    run trains, but Keras' fit on those arrays fails ("Argument `output` must have rank (ndim) `target.ndim - 1`":
+    a first user's sparse_categorical_crossentropy MLP on one-hot labels passed without a word)."""
+    kind, data = run.trajectory.loss_kind, run.data
+    if data.is_mnist or data.label_encoding != "one-hot" or kind.family != losses.SPARSE:
+        return []
+    return [
+        f"the labels of {data.source} are one-hot rows {list(data.train_labels.shape)}, but the loss {kind.name} "
+        "reads class ids [N]: this check converted them, yet model.fit on these arrays fails on the shapes. Give "
+        "labels.argmax(axis=-1), or compile categorical_crossentropy"
     ]
 
 
@@ -452,7 +438,7 @@ def _oversized_logits(run: RunContext) -> HealthCheckError | None:
         )
     inputs = unscaled_inputs(run)
     if inputs:
-        pixels = np.asarray(run.data.train_images[:1]).dtype == np.uint8 or traj.input_rms > 50  # MNIST raw: 78.6
+        pixels = np.asarray(run.data.train_images[:1]).dtype == np.uint8 or traj.input_rms > RAW_PIXELS_RMS
         return _fail(run, "initial_loss", observed, [f"cause: {inputs}", evidence, "fix: " + input_scale_fix(pixels)])
     predicted = predicted_logit_std(traj)
     largest = max(kernel_scales(traj).values(), default=float("nan"))

@@ -86,7 +86,7 @@ def time_split_of(
     other = max(wall - (train + trace + measure + build + checks) / workers - startup, 0.0)
     # Under a second of training (a small model), a ratio to it says nothing: the wait is start-up.
     ratio = f"{wall / share:.2f}x" if share >= 1.0 else ("under 1 s of training" if share > 0 else "no training")
-    over = f" (summed over {workers} workers)" if workers > 1 else ""
+    over = f" (summed over {workers} workers, as each phase below but start-up)" if workers > 1 else ""
     return (
         f"training {train:.1f} s{over} of {wall:.1f} s wall ({ratio}); start-up {startup:.1f} s{_of_it(tf_import)}, "
         f"tracing {trace:.1f} s, measurements before/after training {measure:.1f} s, "
