@@ -606,11 +606,10 @@ def pytest_sessionfinish(session):
         return
     from training_health.report import time_split
     from training_health.report.table import layer_table
-    from training_health.report.time_split import phase_totals
 
     config.workeroutput[WORKER_OUTPUT] = {
         "tables": [layer_table(traj) for traj in cache.runs.values()],
-        "phase_times": phase_totals(cache.runs.values(), cache.build_seconds),
+        "phase_times": time_split.phase_totals(cache.runs.values(), cache.build_seconds),
         "tf_import": time_split.tf_import_seconds,
         "output": str(cache.output),
     }

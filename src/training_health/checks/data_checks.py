@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from training_health.checks.input_scale import INPUT_RMS_MAX, RAW_PIXELS_RMS, input_scale_fix
+from training_health.checks.input_scale import INPUT_RMS_MAX, RAW_PIXELS_RMS, input_scale_fix, unscaled_input_cause
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 from training_health.model import losses
@@ -80,14 +80,9 @@ def check_input_scale(run: RunContext) -> list[str]:
 
 def unscaled_inputs(run: RunContext) -> str | None:
     """The cause line for an effect of unscaled inputs (oversized logits), or None when the inputs are in scale
-    or the model scales them itself: input causes are tried before the others (issue 16, item 4)."""
-    rms = float(run.trajectory.input_rms)  # the probe images at the model's input, as input_scale measures them
-    if not rms > INPUT_RMS_MAX or scales_its_inputs(run.trained_model()):
-        return None
-    return (
-        f"unscaled inputs (RMS {rms:.3g}, bound {INPUT_RMS_MAX:g}: test input_scale): the logits grow with the "
-        f"inputs, ~{rms / 0.31:.0f}x those of inputs in [0, 1]"
-    )
+    or the model scales them itself: the premise the diagnosis and the loss checks share (input_scale.py)."""
+    found = unscaled_input_cause(run.trajectory)
+    return found[0] if found else None
 
 
 # --- labels -----------------------------------------------------------------------------------------

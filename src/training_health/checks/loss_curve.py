@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from training_health.checks.input_scale import unscaled_input_cause
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 
@@ -213,8 +214,6 @@ def check_loss_stable(run: RunContext) -> list[str]:
         )
     if not problems:
         return []
-    from training_health.checks.input_scale import unscaled_input_cause
-
     summed = _summed_over_the_batch(run, loss)
     inputs = unscaled_input_cause(traj)  # the inputs set the scale of every step: tried before the learning rate
     if inputs:
@@ -343,7 +342,6 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
         oversized_kernels,
         update_ratio,
     )
-    from training_health.checks.input_scale import unscaled_input_cause
 
     penalty = regularization_wipes_the_weights(traj, loss)
     if penalty:
