@@ -18,6 +18,7 @@ pytestmark = [
 # seed_normal: the question's N(0, 1) initialization, flagged by the suite: the verdicts compared include failures.
 GRID = ["--health-suite", "--health-inits", "he_normal,seed_normal", "--health-devices", "cpu", "--health-steps", "10"]
 OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+?\])(@\S+)?(?: - .*)?$", re.MULTILINE)
+FAILED_ID = re.compile(r"^FAILED (\S+)", re.MULTILINE)
 WORKER = re.compile(r"^\[(gw\d+)\] \[ *\d+%\] \w+ \S+?\[(\S+)-\w+\]", re.MULTILINE)
 
 
@@ -31,10 +32,11 @@ def pytest_unconfigure(config):
 """
 
 
-def _pytest(cwd, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+def _pytest(cwd, *args: str, cache: bool = False, **env_vars: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", **env_vars}
     env.pop("PYTEST_ADDOPTS", None)
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-k", "test_layer_updates", *args]
+    no_cache = [] if cache else ["-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", *no_cache, "-rA", "-k", "test_layer_updates", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
@@ -69,3 +71,17 @@ def test_a_bad_option_under_workers_is_one_message_and_exit_4(tmp_path):
     assert run.returncode == 4, output[-3000:]
     assert output.count("--health-model no_such_module:build: cannot import 'no_such_module'") == 1, output[-3000:]
     assert "Traceback" not in output and "node down" not in output, output[-3000:]
+
+
+def test_failed_ids_under_workers_paste_and_rerun_with_lf(tmp_path):
+    """The ``@group`` suffix the scheduler needs stays out of what the user sees and what ``--lf`` stores:
+    the failed ids under ``-n 2`` are a serial run's, and ``--lf`` reruns exactly them, serially and under ``-n 2``."""
+    parallel = _pytest(tmp_path, "-n", "2", *GRID, cache=True)
+    failed = sorted(FAILED_ID.findall(parallel.stdout))
+    assert failed and all("@" not in test and test.endswith("]") for test in failed), parallel.stdout[-3000:]
+    serial_rerun = _pytest(tmp_path, "--lf", *GRID, cache=True)
+    assert sorted(FAILED_ID.findall(serial_rerun.stdout)) == failed, serial_rerun.stdout[-3000:]
+    assert " passed" not in serial_rerun.stdout.splitlines()[-1], serial_rerun.stdout[-500:]  # only the failures ran
+    parallel_rerun = _pytest(tmp_path, "--lf", "-n", "2", *GRID, cache=True)
+    assert sorted(FAILED_ID.findall(parallel_rerun.stdout)) == failed, parallel_rerun.stdout[-3000:]
+    assert " passed" not in parallel_rerun.stdout.splitlines()[-1], parallel_rerun.stdout[-500:]

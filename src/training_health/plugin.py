@@ -562,6 +562,15 @@ class WorkerResults:
         keys = {k for times in self.phase_times for k in times}
         return {k: sum(times.get(k, 0.0) for times in self.phase_times) for k in keys}
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        """A health test's result is printed and stored (``--lf``) under its own id, as a serial run gives it:
+        the ``@group`` suffix is the scheduler's, and pytest 9 printed it with a stray ``]`` that did not paste."""
+        if "training_health" in report.keywords:
+            from training_health.session_report import without_xdist_group
+
+            report.nodeid = without_xdist_group(report.nodeid)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node):
         node.workerinput[DIST] = node.config.getvalue("dist")
@@ -655,14 +664,36 @@ class GroupInTestIds:
     ``@group`` suffix xdist appends to its id. On pytest 9 xdist's ``item._nodeid = ...`` no longer changes
     the id (structured ids: pytest-xdist issue #1386), and every worker trained every cell; add the
     suffix the way pytest 9 keeps ids (``_rename``), where xdist's own attempt left none. A project's own
-    ``xdist_group`` marks (tests sharing a module-scoped run) get theirs too."""
+    ``xdist_group`` marks (tests sharing a module-scoped run) get theirs too.
+
+    A health test's suffix goes on only when collection is over (``pytest_collection_finish``, before the
+    worker sends its ids): ``--lf``, which filters after every other ``pytest_collection_modifyitems``, then
+    compares the ids the controller stored without it (``WorkerResults.pytest_runtest_logreport``)."""
 
     @pytest.hookimpl(trylast=True)  # after xdist's own renaming (which works on pytest 8)
     def pytest_collection_modifyitems(self, items):
         for item in items:
-            group = item.stash.get(CELL, None) or _marked_group(item)
-            if group and not item.nodeid.endswith(f"@{group}"):
+            group = _group(item)
+            suffixed = bool(group) and item.nodeid.endswith(f"@{group}")
+            if group and _is_health_test(item) and suffixed:
+                _rename(item, item.nodeid[: -len(group) - 1])
+            elif group and not _is_health_test(item) and not suffixed:
                 _rename(item, f"{item.nodeid}@{group}")
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist's worker sends the ids to the scheduler
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            group = _group(item)
+            if group and _is_health_test(item) and not item.nodeid.endswith(f"@{group}"):
+                _rename(item, f"{item.nodeid}@{group}")
+
+
+def _group(item) -> str | None:
+    return item.stash.get(CELL, None) or _marked_group(item)
+
+
+def _is_health_test(item) -> bool:
+    return item.get_closest_marker("training_health") is not None
 
 
 def _marked_group(item) -> str | None:

@@ -23,10 +23,15 @@ BASELINE_PROPERTY = "training_health_baseline"  # record_property(BASELINE_PROPE
 
 
 def without_xdist_group(nodeid: str) -> str:
-    """``test[cell-seed1-conv1]@cell-seed1`` (an xdist id: plugin.GroupInTestIds) -> ``test[cell-seed1-conv1]``:
-    one test over its seeds, as in a serial run (whose summary said 39 tests where xdist's said 78)."""
-    cut = nodeid.rfind("]@")
-    return nodeid[: cut + 1] if cut >= 0 else nodeid
+    """``test[cell-seed1-conv1]@cell-seed1`` (an xdist id: plugin.GroupInTestIds) -> ``test[cell-seed1-conv1]``,
+    ``test_fit@group`` -> ``test_fit``: the id a serial run gives (one test over its seeds: a serial summary said
+    39 tests where xdist's said 78). The suffix is an ``@`` after the test's name and parameters."""
+    if nodeid.endswith("]"):  # parameters last: no suffix
+        return nodeid
+    if "]@" in nodeid:
+        return nodeid[: nodeid.rfind("]@") + 1]
+    name = nodeid.rsplit("::", 1)[-1]  # a test's name has no "@" or "[" of its own
+    return nodeid[: len(nodeid) - len(name) + name.find("@")] if "@" in name and "[" not in name else nodeid
 
 
 def skip_reason(report) -> str:
