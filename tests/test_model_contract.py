@@ -72,6 +72,10 @@ CASES = {
         ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:nan_pixels"],
         [f"--health-data {BAD_DATA}:nan_pixels: images contain NaN: 10 values in 10 of 60000 examples", "np.isfinite"],
     ),
+    "labels_counted_from_one": (
+        ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:labels_from_one"],
+        ["go up to 10: the last layer needs 11 outputs", "no label is 0", "(1..10), subtract 1"],
+    ),
     "fewer_examples_than_one_batch": (
         ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:fifty_examples"],
         ["has 50 examples, fewer than one batch of 128", "Give at least 128 examples"],

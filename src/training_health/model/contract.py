@@ -194,8 +194,18 @@ def _check_class_outputs(kind, logits: np.ndarray, batch: int, data, returns: st
     if width < classes:
         raise ContractError(
             f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
-            f"{classes - 1}: the last layer needs {classes} outputs, one per class"
+            f"{classes - 1}: the last layer needs {classes} outputs, one per class{_counted_from_one(data, width)}"
         )
+
+
+def _counted_from_one(data, width: int) -> str:
+    """Labels 1..C for C outputs read as C + 1 classes: say so when no label is 0 and one more output would do."""
+    if int(np.min(data.train_labels)) != 1 or width != data.num_classes - 1:
+        return ""
+    return (
+        f"; but no label is 0: if the labels count the {width} classes from 1 (1..{width}), subtract 1 "
+        "(class ids start at 0)"
+    )
 
 
 def _labels_from(data, data_option: str | None, where: str) -> str:
