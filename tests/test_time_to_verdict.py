@@ -25,15 +25,25 @@ run_check_names()
 def test_time_to_verdict_prints_each_ratio_beside_its_target():
     totals = {"train": 10.0, "trace": 1.0, "measure": 2.0, "build": 0.4, "checks": 1.0}
     line = time_to_verdict(totals, wall=18.0, startup=3.0, runs=2, tf_import=2.5)
-    assert line.startswith("18.0 s = TF import 2.5 s + 1.55x training 10.0 s (target <= 1.3x); "), line
-    assert "1.80x training (target <= 1.5x)" in line, line
+    assert line.startswith("18.0 s = TF import 2.5 s + 1.55x training 10.0 s (target <= 1.3x: over); "), line
+    assert "1.80x training (target <= 1.5x: over)" in line, line
     assert "start-up 3.0 s = 1.11x (TF import 2.5 s + building one model 0.2 s) (target <= 1.5x)" in line, line
+    met = time_to_verdict(totals, wall=14.0, startup=4.5, runs=2, tf_import=2.5)
+    assert "1.15x training 10.0 s (target <= 1.3x);" in met and "1.40x training (target <= 1.5x);" in met, met
+    assert "start-up 4.5 s = 1.67x (TF import 2.5 s + building one model 0.2 s) (target <= 1.5x: over)" in met, met
+
+
+def test_time_to_verdict_under_workers_judges_one_worker_s_share():
+    """Two workers import TensorFlow and train side by side: the slowest import is subtracted once and the wall
+    is set against one worker's share of the summed training."""
+    line = time_to_verdict({"train": 20.0}, wall=18.0, startup=3.0, runs=2, workers=2, tf_import=2.5)
+    assert line.startswith("18.0 s = TF import 2.5 s + 1.55x training 10.0 s per worker (20.0 s over 2)"), line
+    assert "1.80x training (target <= 1.5x: over)" in line, line
 
 
 def test_time_to_verdict_says_nothing_it_cannot_measure():
     totals = {"train": 10.0}
     assert time_to_verdict({"train": 0.0}, wall=5.0, startup=3.0, runs=1, tf_import=2.5) == ""  # no training
-    assert time_to_verdict(totals, wall=18.0, startup=3.0, runs=2, workers=2, tf_import=2.5) == ""  # per worker
     assert "training 10.0 s of 18.0 s wall (1.80x)" in time_split_of(totals, 18.0, 3.0)
 
 

@@ -513,7 +513,7 @@ def pytest_terminal_summary(terminalreporter, config):
     wall = time.perf_counter() - STARTED
     startup = collected - STARTED
     terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count, tf_import))
-    verdict = time_to_verdict(totals, wall, startup, len(tables), count)
+    verdict = time_to_verdict(totals, wall, startup, len(tables), count, tf_import)
     if verdict:
         terminalreporter.write_line("time to verdict: " + verdict)
 
