@@ -99,7 +99,7 @@ _________________ test_layer_updates[default-cpu-graph-conv2d] _________________
 E   AssertionError: layer conv2d has no weights
 E   assert []
 _________________ test_layer_updates[default-cpu-graph-hidden] _________________
-assert_variables_updated: 2 of 2 failed
+layer hidden: 2 of 2 weights never updated
   likely cause(s):
   context: model=m:build training="SGD lr=0.01, loss mse + 1 regularization loss" data="MNIST"
   [1] weights never updated: hidden/kernel, hidden/bias
@@ -126,7 +126,7 @@ def test_runner_reads_failures_without_test_source_or_the_summary_table():
     assert run.first_statement(text) == "[1] weights never updated: hidden/kernel, hidden/bias"
     assert run.failure_reasons(FAILED_OUTPUT) == [
         "AssertionError: layer conv2d has no weights",
-        "assert_variables_updated: 2 of 2 failed",
+        "layer hidden: 2 of 2 weights never updated",
     ]
 
 

@@ -62,14 +62,22 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
     """Raises one HealthCheckError carrying every failure of the layer, with its pictures attached."""
     with pictures_on_failure(traj, params, pictures, thresholds):
         if layer in frozen:
-            assert_variables_updated(traj, params, frozen=frozen)
+            try:
+                assert_variables_updated(traj, params, frozen=frozen)
+            except HealthCheckError as changed:
+                raise headed(
+                    changed,
+                    f"layer {layer}: declared frozen, yet {len(changed.offenders)} of {len(params)} weights changed",
+                ) from None
             return
         try:
             assert_variables_updated(traj, params)
         except HealthCheckError as never_updated:
+            unchanged = f"{len(never_updated.offenders)} of {len(params)} weights never updated"
             if {o.name for o in never_updated.offenders} == set(params):
-                raise  # no weight of the layer moved: its other checks would only repeat this cause
-            failures = [never_updated]
+                # no weight of the layer moved: its other checks would only repeat this cause
+                raise headed(never_updated, f"layer {layer}: {unchanged}") from None
+            failures = [headed(never_updated, f"layer {layer}: {unchanged}")]
         else:
             failures = []
         try:
@@ -78,6 +86,11 @@ def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -
             failures.append(err)
         if failures:
             raise HealthCheckError("\n".join(map(str, failures)), [o for err in failures for o in err.offenders])
+
+
+def headed(err: HealthCheckError, heading: str) -> HealthCheckError:
+    """The failure under a layer's heading, as the layer's other checks word theirs ("layer conv2: ...")."""
+    return HealthCheckError("\n".join([heading, *str(err).splitlines()[1:]]), err.offenders)
 
 
 def test_training_run(health_run_context, health_run_check):
