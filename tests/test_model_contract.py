@@ -72,6 +72,14 @@ CASES = {
         ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:nan_pixels"],
         [f"--health-data {BAD_DATA}:nan_pixels: images contain NaN: 10 values in 10 of 60000 examples", "np.isfinite"],
     ),
+    "two_inputs": (
+        ["--health-model", f"{BAD}:two_inputs"],
+        ["the model has 2 inputs (", "several inputs are not supported yet"],
+    ),
+    "two_inputs_data": (
+        ["--health-model", f"{BAD}:two_inputs", "--health-data", f"{BAD}:two_inputs_data"],
+        ["gives 2 model inputs (0: [60000, 28, 28, 1], 1: [60000, 28])", "several inputs are not supported yet"],
+    ),
     "labels_counted_from_one": (
         ["--health-model", f"{HEADS}:categorical_from_logits", "--health-data", f"{BAD_DATA}:labels_from_one"],
         ["go up to 10: the last layer needs 11 outputs", "no label is 0", "(1..10), subtract 1"],

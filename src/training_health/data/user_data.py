@@ -146,6 +146,7 @@ def _arrays_from(returned, spec: str, option: str) -> tuple[np.ndarray, np.ndarr
     if _is_dataset(returned):
         images, labels = _read_dataset(returned, fail)
     elif isinstance(returned, tuple | list) and len(returned) == 2:
+        _one_input(returned[0], returned[1], fail)
         images, labels = (np.asarray(a) for a in returned)
     else:
         raise fail(f"returned {_describe(returned)}")
@@ -218,6 +219,7 @@ def _read_dataset(dataset, fail) -> tuple[np.ndarray, np.ndarray]:
     for element in dataset:
         if not (isinstance(element, tuple | list) and len(element) == 2):
             raise fail(f"its Dataset yields {_describe(element)}, not (images, labels)")
+        _one_input(element[0], element[1], fail)
         x, y = (np.asarray(t) for t in element)
         # Single examples: a scalar label, or a label vector (one-hot) whose length is not the images' batch size.
         if y.ndim == 0 or x.ndim == 0 or x.shape[0] != y.shape[0]:
@@ -230,6 +232,23 @@ def _read_dataset(dataset, fail) -> tuple[np.ndarray, np.ndarray]:
     if not images:
         raise fail("its Dataset is empty")
     return np.concatenate(images)[:MAX_DATASET_EXAMPLES], np.concatenate(labels)[:MAX_DATASET_EXAMPLES]
+
+
+def _one_input(images, labels, fail) -> None:
+    """Several model inputs (a dict, or a tuple of arrays as the Keras functional guide's multi-input models take
+    them) are not one images array: say so, rather than fail converting them (a user saw an INTERNALERROR)."""
+    count = len(labels) if np.ndim(labels) else 1
+    several = isinstance(images, dict) or (
+        isinstance(images, tuple | list) and len(images) != count and all(np.ndim(a) >= 1 for a in images)
+    )
+    if several:
+        parts = images.items() if isinstance(images, dict) else enumerate(images)
+        shapes = ", ".join(f"{k}: {list(np.shape(v))}" for k, v in parts)
+        raise fail(
+            f"gives {len(images)} model inputs ({shapes}): the checks train models with one input, images [N, ...]; "
+            "several inputs are not supported yet. Check the branch that reads the images as a model of its own, "
+            "or join the inputs into one array"
+        )
 
 
 def _describe(value) -> str:

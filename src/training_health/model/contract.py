@@ -88,6 +88,13 @@ def _build(factory, where: str, initializer: str, seed: int):
 
 
 def _call(model, images, data, where: str, data_option: str):
+    several = _several_inputs(model)
+    if several:
+        raise ContractError(
+            f"{where}: the model has {len(several)} inputs ({', '.join(several)}): the checks train models with one "
+            "input, images [N, ...]; several inputs are not supported yet. Check the branch that reads the images "
+            "as a model of its own, or join the inputs into one"
+        )
     declared = declared_input_shape(model)
     given = [int(d) for d in images.shape[1:]]
     if declared is not None and not _shapes_match(declared, given):
@@ -105,6 +112,18 @@ def _call(model, images, data, where: str, data_option: str):
             f"{where}: calling the model on a batch {data.batch_description()} from {data.source} raised "
             f"{type(err).__name__}: {first_line(err)}. {_input_hint(data, data_option)}"
         ) from err
+
+
+def _several_inputs(model) -> list[str]:
+    """The input names of a Keras model with more than one input (the functional guide's multi-input models)."""
+    try:
+        inputs = getattr(model, "inputs", None) or []
+    except (AttributeError, ValueError):  # subclassed Keras models without a known input
+        return []
+    if len(inputs) < 2:
+        return []
+    named = [layer.name for layer in getattr(model, "layers", []) if type(layer).__name__ == "InputLayer"]
+    return named if len(named) == len(inputs) else [str(getattr(i, "name", i)).split(":")[0] for i in inputs]
 
 
 def declared_input_shape(model) -> list | None:
