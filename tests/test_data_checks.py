@@ -230,6 +230,20 @@ def test_raw_pixels_are_every_failing_layer_s_cause_not_the_learning_rate(tmp_pa
 
 
 @pytest.mark.subprocess
+def test_a_normalization_never_adapted_is_named_as_what_scales_nothing(tmp_path):
+    """A Normalization layer never adapted (mean 0, variance 1) in front of raw pixels: the inputs are unscaled and
+    the fix is to adapt it (a user's run was told "scaled output ... remove the factor on the model's output");
+    adapted, the same model on the same pixels passes every check of the run."""
+    result = run_suite(tmp_path, f"{BAD_DATA}:never_adapted_normalization", f"{BAD_DATA}:raw_pixels")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "test_training_run[default-cpu-graph-input_scale]" in result.stdout, result.stdout[-3000:]
+    fixes = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("fix:")]
+    assert fixes and all("adapt the model's Normalization layer" in fix for fix in fixes), fixes
+    adapted = run_suite(tmp_path, f"{BAD_DATA}:adapted_normalization", f"{BAD_DATA}:raw_pixels")
+    assert adapted.returncode == 0, adapted.stdout[-3000:] + adapted.stderr[-2000:]
+
+
+@pytest.mark.subprocess
 def test_a_dataset_batched_at_another_size_is_a_note(tmp_path):
     """The check trains at --health-batch-size (128): a Dataset's .batch(64) is said, not silently replaced."""
     result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:batched_by_64")

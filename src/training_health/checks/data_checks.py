@@ -18,7 +18,12 @@ from training_health.checks.input_scale import INPUT_RMS_MAX, RAW_PIXELS_RMS, in
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 from training_health.model import losses
-from training_health.model.input_layers import INDEX_LAYERS, SCALING_LAYERS, scales_its_inputs  # noqa: F401
+from training_health.model.input_layers import (  # noqa: F401
+    INDEX_LAYERS,
+    SCALING_LAYERS,
+    never_adapted_normalization,
+    scales_its_inputs,
+)
 
 # The loss at step 0 over what an untrained model gives (cross-entropy of logits with the measured spread:
 # ln C / ln 2 as it goes to 0; for MSE the targets against outputs uncorrelated with them). Calibrated with
@@ -73,7 +78,7 @@ def check_input_scale(run: RunContext) -> list[str]:
             "inputs, a scale the initialization and the learning rate were not chosen for (plain SGD steps that "
             "layer ~that much harder; Adam evens the step out, not the pre-activations). The run may still learn "
             "(loss_decreases says), less predictably: the fix is the input, not the learning rate",
-            "fix: " + input_scale_fix(pixels),
+            "fix: " + input_scale_fix(pixels, never_adapted_normalization(run.trained_model())),
         ],
     )
 
@@ -434,7 +439,8 @@ def _oversized_logits(run: RunContext) -> HealthCheckError | None:
     inputs = unscaled_inputs(run)
     if inputs:
         pixels = np.asarray(run.data.train_images[:1]).dtype == np.uint8 or traj.input_rms > RAW_PIXELS_RMS
-        return _fail(run, "initial_loss", observed, [f"cause: {inputs}", evidence, "fix: " + input_scale_fix(pixels)])
+        fix = input_scale_fix(pixels, traj.never_adapted_normalization)
+        return _fail(run, "initial_loss", observed, [f"cause: {inputs}", evidence, "fix: " + fix])
     predicted = predicted_logit_std(traj)
     largest = max(kernel_scales(traj).values(), default=float("nan"))
     return _fail(

@@ -13,7 +13,13 @@ INPUT_RMS_MAX = 10.0
 RAW_PIXELS_RMS = 50.0  # above this the inputs read as raw 0..255 pixels (MNIST raw: 78.6-83.5)
 
 
-def input_scale_fix(pixels: bool) -> str:
+def input_scale_fix(pixels: bool, never_adapted: str | None = None) -> str:
+    """``never_adapted``: a Normalization layer of the model that was never adapted (it scales nothing)."""
+    if never_adapted:
+        return (
+            f"adapt the model's Normalization layer to the data before training ({never_adapted}.adapt(images)): "
+            "never adapted, its mean is 0 and its variance 1, so it passes the inputs through unchanged"
+        )
     if pixels:
         return (
             "divide the images by 255 (images.astype('float32') / 255), or put keras.layers.Rescaling(1/255) "
@@ -36,4 +42,4 @@ def unscaled_input_cause(traj) -> tuple[str, str] | None:
         f"gradients ~{rms / 0.31:.0f}x those of inputs in [0, 1], a scale the initialization and the learning rate "
         "were not chosen for; the fix is the input, not the learning rate"
     )
-    return cause, input_scale_fix(rms > RAW_PIXELS_RMS)
+    return cause, input_scale_fix(rms > RAW_PIXELS_RMS, getattr(traj, "never_adapted_normalization", None))
