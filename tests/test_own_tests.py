@@ -75,8 +75,33 @@ THEIR_TESTS = textwrap.dedent(
 
     def test_biases_before_batch_norm_are_notes_not_failures(health_check):
         health_check(resnet, batch_size=64)
+
+
+    # What the command line refuses with exit 4, the fixture refuses before training, in one line each.
+    def test_refuses_a_misspelt_keyword(health_check):
+        health_check(build, batchsize=32)
+
+
+    def test_refuses_an_unknown_mode(health_check):
+        health_check(build, mode="grpah")
+
+
+    def test_refuses_a_frozen_layer_the_model_lacks(health_check):
+        health_check(build, frozen="nonexistent")
+
+
+    def test_refuses_data_shaped_for_another_model(health_check):
+        import numpy as np
+
+        health_check(build, data=(np.zeros((256, 784), "float32"), np.arange(256) % 10))
     """
 )
+REFUSED = {
+    "test_refuses_a_misspelt_keyword": "health_check: unknown keyword(s) batchsize (did you mean batch_size?)",
+    "test_refuses_an_unknown_mode": "health_check: mode='grpah': not one of graph, xla, eager",
+    "test_refuses_a_frozen_layer_the_model_lacks": "health_check: frozen=('nonexistent',): no layer 'nonexistent' in the model",
+    "test_refuses_data_shaped_for_another_model": "the model expects [B,28,28,1] but the given (images, labels) batches are [B,784]",
+}
 
 
 def test_health_check_fixture_in_a_users_test_file(tmp_path):
@@ -93,7 +118,10 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
         check=False,
     )
     out = result.stdout
-    assert result.returncode == 1 and "1 failed, 3 passed" in out, out[-4000:]
+    assert result.returncode == 1 and "5 failed, 3 passed" in out, out[-4000:]
+    for test, message in REFUSED.items():
+        assert f"FAILED test_theirs.py::{test}" in out, out[-3000:]
+        assert message in out, (message, out[-4000:])
     assert "redundant bias: conv2d_1/bias" in out and "use_bias=False" in out, out[-4000:]  # notes, as warnings
     # Only the BatchNorm model's accuracy is marked inference-mode (a Dropout's seed state is not a moving statistic).
     assert out.count("(inference mode: moving statistics lag in a short run)") == 1, out[-4000:]

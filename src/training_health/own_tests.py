@@ -43,13 +43,49 @@ def check_training(
     mnist_path=None,
 ):
     """Train ``model`` ``steps`` steps your way and check every layer and the run; returns the Trajectory."""
+    frozen = checked_settings(steps, batch_size, mode, frozen)
     traj, run = train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path)
     raise_findings(run, frozen, pictures)
     return traj
 
 
+def checked_settings(steps, batch_size, mode, frozen) -> tuple:
+    """The values the command line refuses (exit 4) refused here too, before training, with its wording; returns
+    ``frozen`` as a tuple of names (a single name given as a string is one layer, not its letters)."""
+    from training_health.checks.thresholds import MIN_STEPS
+    from training_health.errors import UsageError
+    from training_health.probe.modes import MODES
+
+    if mode not in MODES:
+        raise UsageError(f"mode={mode!r}: not one of {', '.join(MODES)}")
+    if not isinstance(steps, int) or steps < MIN_STEPS:
+        raise UsageError(
+            f"steps={steps!r}: the calibrated bounds hold from {MIN_STEPS} steps on: give {MIN_STEPS} or more"
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size={batch_size!r}: give a whole number of examples per step, 1 or more")
+    return (frozen,) if isinstance(frozen, str) else tuple(frozen)
+
+
+def unknown_frozen(traj, frozen) -> str | None:
+    """Why a frozen name matches no layer of the trained model (a typo would declare nothing), or None."""
+    from training_health.model.user_model import layer_of
+
+    layers = list(dict.fromkeys(layer_of(p) for p in traj.parameters))
+    unknown = [name for name in frozen if name not in layers + traj.parameters]
+    if not unknown:
+        return None
+    missing = ", ".join(map(repr, unknown))
+    return f"frozen={tuple(frozen)!r}: no layer {missing} in the model (its layers: {', '.join(layers)})"
+
+
 def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
     """One HealthCheckError with every layer's and every run check's failure, if any."""
+    from training_health.errors import UsageError
+
+    unknown = unknown_frozen(run.trajectory, frozen)
+    if unknown:
+        raise UsageError(unknown)
     findings = layer_findings(run.trajectory, run.thresholds, frozen, pictures) + run_findings(run)
     if findings:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])
@@ -59,6 +95,7 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
     """(Trajectory, RunContext) of one run of ``model`` on ``data``."""
     from training_health.checks.run_checks import NotApplicable, RunContext
     from training_health.checks.thresholds import load_thresholds
+    from training_health.model.contract import check_built_model
     from training_health.probe.training_probe import ProbeConfig, callable_label, model_label, run_probe
 
     is_factory = callable(model) and not hasattr(model, "trainable_variables")
@@ -74,6 +111,7 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
         train_step_function=train_step if callable(train_step) else None,
     )
     built = config.build_model() if is_factory else model
+    check_built_model(built, training_data(data, mnist_path), config.model, config.train_step, "data")
     traj = run_probe(config, training_data(data, mnist_path), built)
     thresholds = thresholds if thresholds is not None else load_thresholds()
 
@@ -161,26 +199,52 @@ class HealthCheckFixture:
     def __call__(self, model, *, frozen=(), **options):
         import pytest
 
+        from training_health.errors import UsageError
+
         settings = {**self.defaults, **options}
         pictures = settings.pop("pictures", PICTURES)
-        traj, run = train(
-            model,
-            settings.get("data"),
-            settings.get("train_step"),
-            settings.get("steps", DEFAULT_STEPS),
-            settings.get("batch_size", 128),
-            settings.get("seed", 0),
-            settings.get("initializer", "default"),
-            settings.get("mode", "graph"),
-            settings.get("thresholds"),
-            settings.get("mnist_path"),
-        )
-        self.record(traj)
-        verdict = None
+        get = settings.get
+        traj, verdict = None, None
         try:
+            _known_keywords(options)
+            frozen = checked_settings(get("steps", DEFAULT_STEPS), get("batch_size", 128), get("mode", "graph"), frozen)
+            traj, run = train(
+                model,
+                get("data"),
+                get("train_step"),
+                get("steps", DEFAULT_STEPS),
+                get("batch_size", 128),
+                get("seed", 0),
+                get("initializer", "default"),
+                get("mode", "graph"),
+                get("thresholds"),
+                get("mnist_path"),
+            )
+            self.record(traj)
             raise_findings(run, frozen, pictures)
         except HealthCheckError as err:
             verdict = str(err)
-        if verdict:  # outside the except clause: the verdict alone, not a chain of exceptions through this code
+        except UsageError as err:  # what the command line refuses with exit 4: one line, no traceback
+            verdict = f"health_check: {err}"
+        if verdict:  # outside the except clauses: the verdict alone, not a chain of exceptions through this code
             pytest.fail(verdict, pytrace=False)
         return traj
+
+
+def _known_keywords(options: dict) -> None:
+    """A misspelt keyword (``batchsize=32``) would silently leave its default in place: refuse it."""
+    import inspect
+
+    from training_health.errors import UsageError
+
+    known = set(inspect.signature(check_training).parameters) - {"model", "frozen"}
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise UsageError(f"unknown keyword(s) {', '.join(unknown)}{_close(unknown, known)}")
+
+
+def _close(unknown: list, known: set) -> str:
+    import difflib
+
+    guesses = [g for name in unknown for g in difflib.get_close_matches(name, sorted(known), n=1)]
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else f"; known: {', '.join(sorted(known))}"

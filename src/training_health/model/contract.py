@@ -59,6 +59,13 @@ def check_model_contract(
     except ModelSpecError as err:
         raise ContractError(f"{err}; {FACTORY_CONTRACT}") from err
     model = _build(factory, where, initializer, seed)
+    check_built_model(model, data, where, train_step, data_option)
+    return model
+
+
+def check_built_model(model, data, where: str, train_step: str | None = None, data_option: str | None = None):
+    """The contract of a model already built (the ``health_check`` fixture's, or a factory's): one call on a
+    batch of ``data``, its outputs against the loss, the labels against the head, and variables to check."""
     images = data.to_model_input(data.train_images[:CONTRACT_BATCH])
     outputs = _call(model, images, data, where, data_option or "--health-data")
     kind = losses.loss_kind(model, train_step)
@@ -69,7 +76,6 @@ def check_model_contract(
             f"{where}: the model has no variables, even after a call on a batch {data.batch_description()}: "
             "nothing to check. Return the model whose weights your training updates."
         )
-    return model
 
 
 def _build(factory, where: str, initializer: str, seed: int):
