@@ -59,3 +59,16 @@ def test_a_module_level_optimizer_built_for_another_model_is_refused_with_what_t
     message = str(refused.value)
     assert message.startswith(f"--health-train-step {STEP} uses an optimizer built for another model"), message
     assert "Give each model its own optimizer: create it in the factory" in message, message
+
+
+def test_a_step_whose_forward_pass_runs_outside_the_tape_fails_with_one_message(health_trajectories):
+    """Each test of the run fails with what to change, not TensorFlow's traceback (a user saw 1752 lines)."""
+    import pytest
+
+    outside = f"{MODULE}:train_step_forward_outside_tape"
+    config = ProbeConfig(model=f"{MODULE}:build_seeded", train_step=outside, initializer="a", steps=10)
+    for _ in range(2):  # the second test reading the run gets the same message, without training again
+        with pytest.raises(pytest.fail.Exception, match="no gradient reaches any variable") as failed:
+            health_trajectories.get(config)
+        assert "Run the forward pass and the loss inside the tape" in str(failed.value)
+        assert "Traceback" not in str(failed.value)

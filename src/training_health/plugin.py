@@ -349,17 +349,26 @@ class TrajectoryCache:
 
     def __init__(self, mnist, output: Path):
         self.mnist, self.output, self.runs, self.models = mnist, output, {}, {}
+        self.refused = {}  # config -> why its training step cannot run (TrainStepError)
         self.build_seconds = 0.0
 
     def get(self, config):
+        from training_health.model.train_step import TrainStepError
         from training_health.probe.training_probe import run_probe
         from training_health.report.table import write_json
 
+        if config in self.refused:  # every test of the run fails with the one message, the run is not retried
+            pytest.fail(self.refused[config], pytrace=False)
         if config not in self.runs:
             began = time.perf_counter()
             self.models[config] = config.build_model()
             self.build_seconds += time.perf_counter() - began
-            self.runs[config] = run_probe(config, self.mnist, self.models[config])
+            try:
+                self.runs[config] = run_probe(config, self.mnist, self.models[config])
+            except TrainStepError as err:
+                self.refused[config] = str(err)
+            if config in self.refused:  # outside the except clause: the message alone, no chain of tracebacks
+                pytest.fail(self.refused[config], pytrace=False)
             write_json(self.runs[config], self.output)
         return self.runs[config]
 

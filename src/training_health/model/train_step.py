@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from training_health.errors import UsageError
 from training_health.model import keras_training, losses
 from training_health.model.optimizer import Adam, AdamConfig
 from training_health.model.recipe import SUITE_OPTIMIZER, Recipe, keras_recipe
@@ -205,12 +206,26 @@ def training_step(model, weights: dict, trainable: dict, train_step, learning_ra
     return suite_recipe_step(model, weights, trainable, learning_rate)
 
 
-def explain_variable_creation(err: Exception, train_step: str | None) -> RuntimeError | None:
-    """What to tell the user when a step created variables inside the compiled loop (TF forbids it), or
-    used an optimizer built for another model's variables that the suite could not find to reset."""
+class TrainStepError(UsageError, RuntimeError):
+    """The training step cannot run as given (TensorFlow refused it while tracing); the message says why and
+    what to change. Each test reading the run fails with this message alone (plugin.TrajectoryCache)."""
+
+
+def explain_variable_creation(err: Exception, train_step: str | None) -> TrainStepError | None:
+    """What to tell the user when a step created variables inside the compiled loop (TF forbids it), used an
+    optimizer built for another model's variables that the suite could not find to reset, or computed its loss
+    where no gradient reaches a variable; None for other errors (they keep their traceback)."""
     where = f"{TRAIN_STEP_OPTION} {train_step}" if train_step else "the model's training step"
+    if "No gradients provided for any variable" in str(err):  # Keras 3 and Keras 2 say it alike
+        return TrainStepError(
+            f"{where}: no gradient reaches any variable (TensorFlow: 'No gradients provided for any variable'): the "
+            "loss the tape differentiates was not computed from the model's variables while the tape recorded. "
+            "Run the forward pass and the loss inside the tape: with tf.GradientTape() as tape: predictions = "
+            "model(images, training=True); loss = loss_fn(labels, predictions) -- then tape.gradient(loss, "
+            "model.trainable_variables)"
+        )
     if "originally built with" in str(err) or "cannot recognize variable" in str(err):  # Keras 3 / Keras 2
-        return RuntimeError(
+        return TrainStepError(
             f"{where} uses an optimizer built for another model's variables (a Keras optimizer serves only the "
             "variables it was built for). The suite trains every run of one step on the first model's variables "
             "when the models match; this model's variables differ (another factory?), or the optimizer is out "
@@ -220,7 +235,7 @@ def explain_variable_creation(err: Exception, train_step: str | None) -> Runtime
         )
     if not isinstance(err, ValueError) or "tf.Variable" not in str(err):
         return None
-    return RuntimeError(
+    return TrainStepError(
         f"{where} creates variables inside the compiled training loop (an optimizer's slots, a metric?). "
         "Keep the step's optimizer on the model (compile(optimizer=...) or an attribute such as "
         "model.step_optimizer): the suite builds those before the loop. Or create the variables in the "
