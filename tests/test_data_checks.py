@@ -72,8 +72,8 @@ def test_seed_networks_n01_init_fails_the_initial_loss_as_oversized_initializati
     assert "fc1/kernel 39.6x" in message and "fix: initialize the weights with He normal" in message
 
 
-def run_suite(tmp_path: Path, model: str, data: str | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--health-devices=cpu"]
+def run_suite(tmp_path: Path, model: str, data: str | None = None, *more: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--health-devices=cpu", *more]
     command += ["--health-model", model, f"--health-probe-output={tmp_path / 'out'}", "-k", "training_run"]
     command += ["--health-data", data] if data else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -241,6 +241,26 @@ def test_a_normalization_never_adapted_is_named_as_what_scales_nothing(tmp_path)
     assert fixes and all("adapt the model's Normalization layer" in fix for fix in fixes), fixes
     adapted = run_suite(tmp_path, f"{BAD_DATA}:adapted_normalization", f"{BAD_DATA}:raw_pixels")
     assert adapted.returncode == 0, adapted.stdout[-3000:] + adapted.stderr[-2000:]
+
+
+@pytest.mark.subprocess
+def test_labels_shuffled_apart_from_their_images_fail_once_the_steps_can_tell(tmp_path):
+    """Labels shuffled apart from their images: at 30 steps a note names the steps that decide (4x the 16-example
+    fit's), and at those steps loss_decreases fails naming the labels (a user's note asked for 3x more steps at
+    every length); the same model on the same images with their own labels passes at those steps."""
+    model, apart = "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:labels_shuffled_apart"
+    short = run_suite(tmp_path, model, apart)
+    assert short.returncode == 0, short.stdout[-3000:] + short.stderr[-2000:]
+    said = " ".join(short.stdout.split())
+    decides = re.search(r"give --health-steps (\d+) to tell them apart", said)
+    assert decides, said[-3000:]
+    steps = decides.group(1)
+    long = run_suite(tmp_path, model, apart, "--health-steps", steps)
+    assert long.returncode == 1 and "-loss_decreases]" in long.stdout, long.stdout[-3000:]
+    assert "likely cause: the labels do not follow from the inputs" in long.stdout, long.stdout[-3000:]
+    assert "fix: check that images[i] and labels[i] belong together" in long.stdout, long.stdout[-3000:]
+    own_labels = run_suite(tmp_path, model, f"{BAD_DATA}:scaled_class_ids", "--health-steps", steps)
+    assert own_labels.returncode == 0, own_labels.stdout[-3000:]
 
 
 @pytest.mark.subprocess
