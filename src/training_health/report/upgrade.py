@@ -168,13 +168,18 @@ def timing(runs: list[RecordedRun]) -> str:
 NOT_PAIRED = "not comparable: the runs' parameters cannot be paired"
 
 
-def paired(a: RecordedRun, b: RecordedRun) -> tuple[RecordedRun | None, str]:
-    """``b`` with its parameters called by ``a``'s names (model/variables.pair_names), and a note on any
-    renaming; (None, what cannot be paired) if they do not pair one-to-one with the same shapes."""
+def _pairing(a: RecordedRun, b: RecordedRun):
+    """The two runs' parameters paired by the rule the weights file uses (model/variables.pair_names)."""
     from training_health.model.variables import pair_names
 
     shapes = lambda run: {p: run.data.get("shapes", {}).get(p) for p in run.parameters}  # noqa: E731
-    pairing = pair_names(shapes(a), shapes(b))
+    return pair_names(shapes(a), shapes(b))
+
+
+def paired(a: RecordedRun, b: RecordedRun) -> tuple[RecordedRun | None, str]:
+    """``b`` with its parameters called by ``a``'s names (model/variables.pair_names), and a note on any
+    renaming; (None, what cannot be paired) if they do not pair one-to-one with the same shapes."""
+    pairing = _pairing(a, b)
     if not pairing.complete:
         ta, tb = f"TF {a.version}", f"TF {b.version}"
         what = [f"{n}: shape {x} in {ta}, {y}{f' as {m}' * (m != n)} in {tb}" for n, m, x, y in pairing.shapes]
@@ -189,6 +194,24 @@ def paired(a: RecordedRun, b: RecordedRun) -> tuple[RecordedRun | None, str]:
     more = ", ..." if len(renamed) > 2 else ""
     note = f"{len(renamed)} parameters paired up to the enclosing models' names ({shown}{more})"
     return b.renamed(renamed), note
+
+
+def renamed_layers(a: RecordedRun, b: RecordedRun) -> dict[str, str]:
+    """{layer as ``b`` names it: as ``a`` does} for the layers whose parameters ``paired`` renames."""
+    from training_health.model.user_model import layer_of
+
+    pairing = _pairing(a, b)
+    if not pairing.complete:
+        return {}
+    return {layer_of(theirs): layer_of(ours) for ours, theirs in pairing.pairs.items() if ours != theirs}
+
+
+def _respelt(test_id: str, layers: dict[str, str]) -> str:
+    """A per-layer test id (``...[<cell>-<layer>]``) with its layer named as in the reference."""
+    for theirs, ours in layers.items():
+        if test_id.endswith(f"-{theirs}]"):
+            return test_id[: -len(theirs) - 1] + ours + "]"
+    return test_id
 
 
 def compare_configuration(config_id: str, ref: list[RecordedRun], other: list[RecordedRun]) -> list[str]:
@@ -274,15 +297,16 @@ def report_status(directories: list[Path]) -> tuple[str, bool]:
     for directory in directories[1:]:
         runs = load_runs(directory)
         lines.append(f"== {reference} -> {directory}")
+        layers: dict[str, str] = {}  # a layer's name in ``directory`` -> in the reference (test ids name layers)
         for config_id in sorted(set(ref_runs) | set(runs)):
             if config_id not in runs or config_id not in ref_runs:
                 where = reference if config_id in ref_runs else directory
                 lines.append(f"configuration {config_id}: only in {where} (run both with the same --health-* options)")
                 continue
             lines.extend(compare_configuration(config_id, ref_runs[config_id], runs[config_id]))
-        lines.extend(
-            verdict_changes(load_verdicts(reference), load_verdicts(directory), (reference.name, directory.name))
-        )
+            layers.update(renamed_layers(ref_runs[config_id][0], runs[config_id][0]))
+        other = {_respelt(test, layers): verdict for test, verdict in load_verdicts(directory).items()}
+        lines.extend(verdict_changes(load_verdicts(reference), other, (reference.name, directory.name)))
     return "\n".join(lines), not any(NOT_PAIRED in line for line in lines)
 
 
