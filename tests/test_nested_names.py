@@ -207,6 +207,15 @@ def test_frozen_base_declared_in_either_spelling(one_hot_mnist):
         assert set(status.values()) == {FROZEN_AS_DECLARED}
 
 
+def test_own_test_declares_the_frozen_base_in_either_spelling():
+    # The user's tests call health_check(build, frozen=...) under both TF versions: one spelling of each.
+    from training_health.own_tests import check_training
+
+    check_training(transfer_nested.build_frozen_base, data=transfer_nested.one_hot, frozen="conv2d,sequential/conv2d_1")
+    with pytest.raises(pytest.fail.Exception, match=r"declared frozen: nonexistent, but the model has no such layer"):
+        check_training(transfer_nested.build_frozen_base, data=transfer_nested.one_hot, frozen=("nonexistent",))
+
+
 def pytest_child(*options: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", "--health-suite"]
     command += ["--health-devices", "cpu", "--health-data", DATA, *options]

@@ -52,7 +52,8 @@ def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
     """One HealthCheckError with every layer's and every run check's failure, if any."""
     from training_health.suite import _known_frozen_names
 
-    frozen = _known_frozen_names(run.trajectory, list(frozen)) if frozen else []  # either Keras' spelling
+    names = frozen.split(",") if isinstance(frozen, str) else list(frozen)  # "conv2d,conv2d_1" as the marker takes
+    frozen = _known_frozen_names(run.trajectory, names) if names else []  # either Keras' spelling
     findings = layer_findings(run.trajectory, run.thresholds, frozen, pictures) + run_findings(run)
     if findings:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])
