@@ -51,7 +51,7 @@ def check_training(
 
 def checked_settings(steps, batch_size, mode, frozen) -> tuple:
     """The values the command line refuses (exit 4) refused here too, before training, with its wording; returns
-    ``frozen`` as a tuple of names (a single name given as a string is one layer, not its letters)."""
+    ``frozen`` as a tuple of names (a string is comma-separated names, as the marker takes them, not letters)."""
     from training_health.checks.thresholds import MIN_STEPS
     from training_health.errors import UsageError
     from training_health.probe.modes import MODES
@@ -64,28 +64,29 @@ def checked_settings(steps, batch_size, mode, frozen) -> tuple:
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size={batch_size!r}: give a whole number of examples per step, 1 or more")
-    return (frozen,) if isinstance(frozen, str) else tuple(frozen)
+    return tuple(frozen.split(",")) if isinstance(frozen, str) else tuple(frozen)  # "conv2d,conv2d_1" as the marker
 
 
-def unknown_frozen(traj, frozen) -> str | None:
-    """Why a frozen name matches no layer of the trained model (a typo would declare nothing), or None."""
+def resolved_frozen(traj, frozen) -> list[str]:
+    """The declared frozen names as the run spells them (either Keras spelling of a nested model's layers:
+    ``variables.resolve_names``); a name matching no layer, or several, is refused (it would declare nothing)."""
+    from training_health.errors import UsageError
     from training_health.model.user_model import layer_of
+    from training_health.model.variables import resolve_names
 
     layers = list(dict.fromkeys(layer_of(p) for p in traj.parameters))
-    unknown = [name for name in frozen if name not in layers + traj.parameters]
-    if not unknown:
-        return None
-    missing = ", ".join(map(repr, unknown))
-    return f"frozen={tuple(frozen)!r}: no layer {missing} in the model (its layers: {', '.join(layers)})"
+    resolved = resolve_names(list(frozen), layers + traj.parameters)
+    if resolved.unknown:
+        missing = ", ".join(map(repr, resolved.unknown))
+        raise UsageError(f"frozen={tuple(frozen)!r}: no layer {missing} in the model (its layers: {', '.join(layers)})")
+    for name, found in resolved.ambiguous.items():
+        raise UsageError(f"frozen: {name!r} names {len(found)} layers ({', '.join(found)}); give the full name")
+    return resolved.names
 
 
 def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
     """One HealthCheckError with every layer's and every run check's failure, if any."""
-    from training_health.errors import UsageError
-
-    unknown = unknown_frozen(run.trajectory, frozen)
-    if unknown:
-        raise UsageError(unknown)
+    frozen = resolved_frozen(run.trajectory, frozen)
     findings = layer_findings(run.trajectory, run.thresholds, frozen, pictures) + run_findings(run)
     if findings:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])

@@ -32,11 +32,11 @@ def test_layer_updates(health_trajectory, health_thresholds, health_layer, healt
     traj = health_trajectory
     params = parameters_of(traj.parameters, health_layer)
     assert params, f"layer {health_layer} has no weights"
-    _known_frozen_names(traj, health_frozen_layers)
+    frozen = _known_frozen_names(traj, health_frozen_layers)
     pictures = Path(pytestconfig.getoption("health_probe_output")) / "kernels"
     verdict = None
     try:
-        _check_layer(traj, params, health_thresholds, health_layer, health_frozen_layers, pictures)
+        _check_layer(traj, params, health_thresholds, health_layer, frozen, pictures)
     except HealthCheckError as err:
         failing, notes = severity.split(traj, err.offenders, health_thresholds)
         verdict = str(err) if failing or not err.offenders else None
@@ -46,16 +46,27 @@ def test_layer_updates(health_trajectory, health_thresholds, health_layer, healt
         pytest.fail(verdict, pytrace=False)
 
 
-def _known_frozen_names(traj, frozen) -> None:
-    """A misspelt frozen declaration (a ``health_frozen`` marker; ``--health-frozen`` is checked up front)
-    would declare nothing."""
+def _known_frozen_names(traj, frozen) -> list[str]:
+    """The declared frozen names as the run spells them (with or without the enclosing models' names:
+    ``variables.resolve_names``). A misspelt or ambiguous declaration (a ``health_frozen`` marker, the
+    ``health_check`` fixture's ``frozen``; ``--health-frozen`` is checked up front) would declare nothing."""
+    from training_health.model.variables import resolve_names
+
     layers = list(dict.fromkeys(layer_of(p) for p in traj.parameters))
-    unknown = [name for name in frozen if name not in layers + traj.parameters]
-    if unknown:
+    resolved = resolve_names(frozen, layers + traj.parameters)
+    if resolved.unknown:
         pytest.fail(
-            f"declared frozen: {', '.join(unknown)}, but the model has no such layer (its layers: {', '.join(layers)})",
+            f"declared frozen: {', '.join(resolved.unknown)}, but the model has no such layer "
+            f"(its layers: {', '.join(layers)})",
             pytrace=False,
         )
+    for name, found in resolved.ambiguous.items():
+        pytest.fail(
+            f"declared frozen: {name} names {len(found)} layers of the model ({', '.join(found)}); "
+            "give the full name of the one meant",
+            pytrace=False,
+        )
+    return resolved.names
 
 
 def _check_layer(traj, params, thresholds, layer: str, frozen, pictures: Path) -> None:

@@ -298,16 +298,24 @@ def _share_layers(config, parameters: list[str]) -> None:
 
 
 def _frozen(config, parameters: list[str], problems: list[str]) -> None:
-    """``--health-frozen`` names layers (or parameters) the model has: a misspelt name would declare nothing."""
+    """``--health-frozen`` names layers (or parameters) the model has: a misspelt name would declare nothing.
+    A nested model's layer may be named with or without the enclosing models' names (sequential/conv2d or
+    conv2d: Keras 3 and Keras 2 spell it so), as long as the name is one layer's (``variables.resolve_names``)."""
     from training_health.model.user_model import layer_of
+    from training_health.model.variables import resolve_names
 
     layers = list(dict.fromkeys(layer_of(p) for p in parameters))
-    unknown = [name for name in _csv(config.getoption("health_frozen")) if name not in layers + parameters]
-    if unknown:
+    resolved = resolve_names(_csv(config.getoption("health_frozen")), layers + parameters)
+    if resolved.unknown:
         problems.append(
-            f"{flag(config, 'frozen')} {','.join(unknown)}: the model has no such layer "
+            f"{flag(config, 'frozen')} {','.join(resolved.unknown)}: the model has no such layer "
             f"(its layers: {', '.join(layers)}); "
             "name the layers your training leaves frozen on purpose"
+        )
+    for name, found in resolved.ambiguous.items():
+        problems.append(
+            f"{flag(config, 'frozen')} {name}: names {len(found)} layers of the model ({', '.join(found)}); "
+            "give the full name of the one your training leaves frozen"
         )
 
 

@@ -3,9 +3,11 @@
 Keras 2 and Keras 3 draw different initial weights from the same seed, so a run under TF 2.15 and one
 under TF 2.21 differ from step 0 whatever else changed. The first run saves each configuration's built
 weights to PATH (keys ``<configuration id>::<layer/param>``, the canonical names of
-``model/variables.py``, which do not depend on the Keras version); a later run whose PATH holds that
-configuration loads them before training. A model whose weights do not fit (a missing name, another
-shape) is one :class:`UsageError` naming the parameter: "weights cannot be transferred".
+``model/variables.py``); a later run whose PATH holds that configuration loads them before training.
+A nested model's weights are spelled with the enclosing models' names under Keras 3 only
+(sequential/conv2d/kernel; conv2d/kernel under Keras 2): names are paired by ``variables.pair_names``
+(one-to-one up to that prefix, same shapes), silently. A model whose weights do not fit (a missing
+name, another shape) is one :class:`UsageError` naming the parameter: "weights cannot be transferred".
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def apply(model, config_id: str) -> str | None:
     """Load ``config_id``'s weights from PATH into ``model`` or save them there; returns what was done."""
     if _path is None:
         return None
-    from training_health.model.variables import model_variables, tf_variable
+    from training_health.model.variables import model_variables, pair_names, tf_variable
 
     weights = model_variables(model).weights
     stored = _read(_path)
@@ -54,25 +56,24 @@ def apply(model, config_id: str) -> str | None:
         _save(_path, {**stored, **{prefix + n: tf_variable(v).numpy() for n, v in weights.items()}})
         _written.add(config_id)
         return "saved"
-    problems = _misfits(weights, mine)
-    if problems:
+    pairing = pair_names({n: tuple(v.shape) for n, v in weights.items()}, {n: a.shape for n, a in mine.items()})
+    if not pairing.complete:
         raise WeightsTransferError(
             f"--health-initial-weights {_path}: the weights cannot be transferred to configuration {config_id}: "
-            + "; ".join(problems)
+            + "; ".join(_misfits(pairing))
             + " (the model built now is not the model that saved them: same factory, same layers?)"
         )
     for name, variable in weights.items():
-        tf_variable(variable).assign(mine[name])
+        tf_variable(variable).assign(mine[pairing.pairs[name]])
     return "loaded"
 
 
-def _misfits(weights: dict, stored: dict) -> list[str]:
-    problems = [f"{n}: not in the file" for n in weights if n not in stored]
-    problems += [f"{n}: in the file, not in the model" for n in stored if n not in weights]
+def _misfits(pairing) -> list[str]:
+    problems = [f"{n}: not in the file" for n in pairing.only_ours]
+    problems += [f"{n}: in the file, not in the model" for n in pairing.only_theirs]
     problems += [
-        f"{n}: shape {list(stored[n].shape)} in the file, {list(v.shape)} in the model"
-        for n, v in weights.items()
-        if n in stored and tuple(stored[n].shape) != tuple(v.shape)
+        f"{n}: shape {file} in the file{'' if n == stored else f' (as {stored})'}, {model} in the model"
+        for n, stored, model, file in pairing.shapes
     ]
     return problems
 
@@ -102,8 +103,11 @@ def misnamed(path, parameters: list[str]) -> str | None:
         for key in data.files:
             config_id, _, name = key.partition(SEPARATOR)
             stored.setdefault(config_id, set()).add(name)
+    from training_health.model.variables import pair_names
+
     for config_id, names in stored.items():
-        missing, extra = sorted(set(parameters) - names), sorted(names - set(parameters))
+        pairing = pair_names(dict.fromkeys(parameters), dict.fromkeys(names))  # names only: shapes when loading
+        missing, extra = sorted(pairing.only_ours), sorted(pairing.only_theirs)
         if missing or extra:
             return (
                 f"--health-initial-weights {path}: the weights cannot be transferred to this model "

@@ -132,9 +132,27 @@ def variable_names(model, variables) -> list[str]:
 
 
 def _all_layers(model) -> list:
-    """The model and every nested layer, parents before children (Keras 2 and 3 both have this)."""
-    flatten = getattr(model, "_flatten_layers", None)
-    return list(flatten(include_self=True, recursive=True)) if flatten else [model]
+    """The model and every nested layer, parents before children, each model's layers in their own order.
+
+    Not ``_flatten_layers(recursive=True)``: Keras 3's walk lists a nested model's layers in reverse
+    (deque.extendleft), so a Sequential base's conv2d/conv2d_1 were renamed the other way round from
+    Keras 2's (sequential/conv2d_1/kernel held the first conv's [3, 3, 1, 32] under TF 2.21, conv2d_1/kernel
+    its [3, 3, 32, 64] under TF 2.15). One level at a time (both Keras have ``recursive=False``) keeps the order.
+    """
+    if not hasattr(model, "_flatten_layers"):
+        return [model]
+    ordered, seen = [], set()
+
+    def visit(layer) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        ordered.append(layer)
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            visit(child)
+
+    visit(model)
+    return ordered
 
 
 def _would_be_trainable(model) -> set[int]:
@@ -178,3 +196,93 @@ def model_variables(model) -> ModelVariables:
     weights = {n: v for n, v in zip(names, variables) if id(v) in weight_ids}
     state = {n: v for n, v in zip(names, variables) if id(v) not in weight_ids}
     return ModelVariables(weights, {n: id(v) in trainable_now for n, v in weights.items()}, state)
+
+
+# --- One name across Keras versions --------------------------------------------------------------------
+# A model nested in another (the Keras "Transfer learning" guide's base model) names its weights with the
+# enclosing models' names under Keras 3 (sequential/conv2d/kernel) and without them under Keras 2
+# (conv2d/kernel). The weights file, the upgrade report and --health-frozen all match names by this rule.
+
+
+def same_up_to_nesting(a: str, b: str) -> bool:
+    """``a`` and ``b`` name the same layer or parameter but for the enclosing models' prefix: equal, or one
+    is the other with leading path segments removed (conv2d/kernel, sequential/conv2d/kernel)."""
+    return a == b or a.endswith("/" + b) or b.endswith("/" + a)
+
+
+def candidates(name: str, names) -> list[str]:
+    """The names of ``names`` that ``name`` may stand for: itself if present, else those equal up to nesting."""
+    names = list(names)
+    return [name] if name in names else [n for n in names if same_up_to_nesting(name, n)]
+
+
+@dataclasses.dataclass
+class NamePairing:
+    pairs: dict  # name in ``ours`` -> its name in ``theirs``
+    only_ours: list  # names of ``ours`` paired with nothing
+    only_theirs: list  # names of ``theirs`` paired with nothing
+    shapes: list  # (ours, theirs, our shape, their shape): the same name up to nesting, other shapes
+    ambiguous: dict  # name -> the several names of the other side it could be
+
+    @property
+    def complete(self) -> bool:
+        return not (self.only_ours or self.only_theirs or self.shapes)
+
+
+def pair_names(ours: dict, theirs: dict) -> NamePairing:
+    """Pairs two spellings of one model's parameters: ``{name: shape or None}`` each (None: shape unknown).
+
+    Equal names pair; otherwise two names pair when they are the same up to the enclosing models' prefix
+    (``same_up_to_nesting``) and each is the other's only such name (one-to-one). A pair whose shapes
+    are both known and differ is not a pair: it goes to ``shapes``. Anything else stays unpaired.
+    """
+    pairs = {n: n for n in ours if n in theirs}
+    rest_ours = [n for n in ours if n not in pairs]
+    rest_theirs = [n for n in theirs if n not in pairs]
+    ambiguous, shapes = {}, []
+    for name in rest_ours:
+        mine = candidates(name, rest_theirs)
+        if len(mine) > 1:
+            ambiguous[name] = mine
+        if len(mine) == 1 and candidates(mine[0], rest_ours) == [name]:
+            pairs[name] = mine[0]
+    for name in rest_theirs:
+        others = candidates(name, rest_ours)
+        if len(others) > 1:
+            ambiguous[name] = others
+    for name, other in list(pairs.items()):
+        a, b = ours[name], theirs[other]
+        if a is not None and b is not None and tuple(a) != tuple(b):
+            shapes.append((name, other, list(a), list(b)))
+            del pairs[name]
+    in_shapes = {s[0] for s in shapes}, {s[1] for s in shapes}
+    paired = set(pairs.values())
+    return NamePairing(
+        pairs,
+        [n for n in ours if n not in pairs and n not in in_shapes[0]],
+        [n for n in theirs if n not in paired and n not in in_shapes[1]],
+        shapes,
+        ambiguous,
+    )
+
+
+@dataclasses.dataclass
+class ResolvedNames:
+    names: list  # each resolvable declared name, spelled as in the model
+    unknown: list  # declared names the model does not have, in either spelling
+    ambiguous: dict  # declared name -> the model's names it could be
+
+
+def resolve_names(declared, names) -> ResolvedNames:
+    """Declared layer (or parameter) names, as the model spells them: a name the model has, or one that
+    is a single name of the model but for the enclosing models' prefix (``candidates``)."""
+    resolved = ResolvedNames([], [], {})
+    for name in declared:
+        found = candidates(name, names)
+        if len(found) == 1:
+            resolved.names.append(found[0])
+        elif found:
+            resolved.ambiguous[name] = found
+        else:
+            resolved.unknown.append(name)
+    return resolved

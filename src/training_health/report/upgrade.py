@@ -6,7 +6,10 @@
 Each DIR holds the probe JSON of a run (``--health-probe-output DIR``; one file per configuration, in
 subfolders too: several runs of a version give the train-step time's spread) and, if present, the
 pytest verdicts (``--junitxml DIR/junit.xml``). Configurations are paired by id; the first DIR is the
-reference. Per configuration the report says whether the runs started from the same weights
+reference; their parameters are paired as the weights file pairs them (``model/variables.pair_names``:
+a nested model's sequential/conv2d/kernel under Keras 3 is conv2d/kernel under Keras 2), and a
+configuration whose parameters cannot be paired is one "not comparable" line and exit status 1. Per
+configuration the report says whether the runs started from the same weights
 (``--health-initial-weights``), lists each layer's quantity that differs beyond the cross-machine
 tolerances of ``checks/baselines.py`` (the suite's own measured machine noise) with the first step
 where the per-step values part, the tests whose verdict changed, and each version's train-step time.
@@ -69,6 +72,17 @@ class RecordedRun:
         if metric.startswith("relative_change"):
             return np.asarray(self.data["relative_change_per_step"][parameter], np.float64)
         return self.column("grad_norm", parameter)
+
+    def renamed(self, names: dict) -> RecordedRun:
+        """This run with its parameters called by ``names`` (its name -> the reference's name)."""
+        data = {
+            key: {names.get(k, k): v for k, v in value.items()}
+            if isinstance(value, dict) and key != "config"
+            else value
+            for key, value in self.data.items()
+        }
+        data["parameters"] = [names.get(p, p) for p in self.parameters]
+        return RecordedRun(data, self.path)
 
     @property
     def step_seconds(self) -> float:
@@ -151,11 +165,69 @@ def timing(runs: list[RecordedRun]) -> str:
     return f"{statistics.median(times):.2f} ms/step (median of {len(times)} runs, {min(times):.2f}-{max(times):.2f})"
 
 
+NOT_PAIRED = "not comparable: the runs' parameters cannot be paired"
+
+
+def _pairing(a: RecordedRun, b: RecordedRun):
+    """The two runs' parameters paired by the rule the weights file uses (model/variables.pair_names)."""
+    from training_health.model.variables import pair_names
+
+    shapes = lambda run: {p: run.data.get("shapes", {}).get(p) for p in run.parameters}  # noqa: E731
+    return pair_names(shapes(a), shapes(b))
+
+
+def paired(a: RecordedRun, b: RecordedRun) -> tuple[RecordedRun | None, str]:
+    """``b`` with its parameters called by ``a``'s names (model/variables.pair_names), and a note on any
+    renaming; (None, what cannot be paired) if they do not pair one-to-one with the same shapes."""
+    pairing = _pairing(a, b)
+    if not pairing.complete:
+        ta, tb = f"TF {a.version}", f"TF {b.version}"
+        what = [f"{n}: shape {x} in {ta}, {y}{f' as {m}' * (m != n)} in {tb}" for n, m, x, y in pairing.shapes]
+        what += [f"{n}: could be {' or '.join(c)}" for n, c in pairing.ambiguous.items()]
+        what += [f"only in {ta}: {', '.join(pairing.only_ours)}"] if pairing.only_ours else []
+        what += [f"only in {tb}: {', '.join(pairing.only_theirs)}"] if pairing.only_theirs else []
+        return None, "; ".join(what)
+    renamed = {theirs: ours for ours, theirs in pairing.pairs.items() if theirs != ours}
+    if not renamed:
+        return b, ""
+    shown = ", ".join(f"{ours} = {theirs}" for theirs, ours in list(renamed.items())[:2])
+    more = ", ..." if len(renamed) > 2 else ""
+    note = f"{len(renamed)} parameters paired up to the enclosing models' names ({shown}{more})"
+    return b.renamed(renamed), note
+
+
+def renamed_layers(a: RecordedRun, b: RecordedRun) -> dict[str, str]:
+    """{layer as ``b`` names it: as ``a`` does} for the layers whose parameters ``paired`` renames."""
+    from training_health.model.user_model import layer_of
+
+    pairing = _pairing(a, b)
+    if not pairing.complete:
+        return {}
+    return {layer_of(theirs): layer_of(ours) for ours, theirs in pairing.pairs.items() if ours != theirs}
+
+
+def _respelt(test_id: str, layers: dict[str, str]) -> str:
+    """A per-layer test id (``...[<cell>-<layer>]``) with its layer named as in the reference."""
+    for theirs, ours in layers.items():
+        if test_id.endswith(f"-{theirs}]"):
+            return test_id[: -len(theirs) - 1] + ours + "]"
+    return test_id
+
+
 def compare_configuration(config_id: str, ref: list[RecordedRun], other: list[RecordedRun]) -> list[str]:
     a, b = ref[0], other[0]
     out = [f"configuration {config_id}: {a.steps} steps"]
     if a.steps != b.steps:
         return [*out, f"  not comparable: {b.steps} steps in {b.path}"]
+    b, note = paired(a, b)
+    if b is None:
+        return [
+            *out,
+            f"  {NOT_PAIRED} ({note}): were both recorded from the same model, by the same version of "
+            "pytest-training-health? Record them again",
+        ]
+    if note:
+        out.append(f"  names: {note}")
     moved = same_start(a, b)
     out.append(
         "  start: same initial weights (initial weight norms equal)"
@@ -213,6 +285,11 @@ def verdict_changes(ref: dict, other: dict, names: tuple[str, str]) -> list[str]
 
 
 def report(directories: list[Path]) -> str:
+    return report_status(directories)[0]
+
+
+def report_status(directories: list[Path]) -> tuple[str, bool]:
+    """The report, and whether every configuration's parameters could be paired."""
     reference, lines = directories[0], []
     ref_runs = load_runs(reference)
     if not ref_runs:
@@ -220,16 +297,17 @@ def report(directories: list[Path]) -> str:
     for directory in directories[1:]:
         runs = load_runs(directory)
         lines.append(f"== {reference} -> {directory}")
+        layers: dict[str, str] = {}  # a layer's name in ``directory`` -> in the reference (test ids name layers)
         for config_id in sorted(set(ref_runs) | set(runs)):
             if config_id not in runs or config_id not in ref_runs:
                 where = reference if config_id in ref_runs else directory
                 lines.append(f"configuration {config_id}: only in {where} (run both with the same --health-* options)")
                 continue
             lines.extend(compare_configuration(config_id, ref_runs[config_id], runs[config_id]))
-        lines.extend(
-            verdict_changes(load_verdicts(reference), load_verdicts(directory), (reference.name, directory.name))
-        )
-    return "\n".join(lines)
+            layers.update(renamed_layers(ref_runs[config_id][0], runs[config_id][0]))
+        other = {_respelt(test, layers): verdict for test, verdict in load_verdicts(directory).items()}
+        lines.extend(verdict_changes(load_verdicts(reference), other, (reference.name, directory.name)))
+    return "\n".join(lines), not any(NOT_PAIRED in line for line in lines)
 
 
 def figure(directories: list[Path], out: Path) -> list[Path]:
@@ -247,7 +325,9 @@ def figure(directories: list[Path], out: Path) -> list[Path]:
         for (label, runs), style in zip(loaded, ("-", "--", ":", "-.")):
             if config_id not in runs:
                 continue
-            run = runs[config_id][0]
+            run = paired(loaded[0][1][config_id][0], runs[config_id][0])[0]  # named as the reference's
+            if run is None:
+                continue
             axes[0][0].plot(run.loss, style, label=f"{label} (TF {run.version})")
             axes[0][0].set_title("loss")
             for row, name in enumerate(params, start=1):
@@ -279,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     missing = [d for d in args.dirs if not d.is_dir()]
     if missing:
         parser.error(f"no such folder: {', '.join(map(str, missing))}")
-    text = report(args.dirs)
+    text, paired_all = report_status(args.dirs)
     print(text)
     out = args.out or args.dirs[0].parent / "upgrade-report.txt"
     out.write_text(text + "\n")
     if args.figure:
         for path in figure(args.dirs, out.parent):
             print(f"figure: {path}")
-    return 0
+    return 0 if paired_all else 1
 
 
 if __name__ == "__main__":
