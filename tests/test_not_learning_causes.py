@@ -52,6 +52,18 @@ def test_a_schedule_that_collapses_is_named_with_its_own_setting():
     assert "raise the learning rate" not in message, message
 
 
+def test_a_collapsing_schedule_whose_loss_fell_is_a_note_naming_it():
+    """The old fix line applied (ExponentialDecay from 1e-2, decay_steps=1): the loss falls in the first steps and
+    passed silently; the note names the schedule (these steps learned: a note, not a failure)."""
+    run = run_of(not_learning.decay_collapsed_from_higher, one_hot)
+    notes = RUN_CHECKS["loss_decreases"](run)
+    assert len(notes) == 1 and notes[0].startswith(
+        "the loss fell, but the learning-rate schedule collapsed: ExponentialDecay took the rate from 0.01 at step 0"
+    ), notes
+    assert "a longer training learns nothing after the first steps" in notes[0], notes
+    assert "fix: raise ExponentialDecay's decay_steps=1" in notes[0], notes
+
+
 def test_a_reasonable_schedule_passes():
     """The Keras docs' decay_steps=10000, decay_rate=0.9: 0.9997x over 30 steps, every check passes."""
     traj = check_training(not_learning.decay_reasonable, data=one_hot, pictures=None)

@@ -123,7 +123,7 @@ def check_loss_decreases(run: RunContext) -> list[str]:
     elif s["last"] >= loss[0]:
         problems.append(ended_above_its_start(s, loss, chance))
     if not problems:
-        return []
+        return _collapsed_although_it_fell(traj)
     cause, fix = not_learning_cause(traj, loss, run.frozen)
     learns = _learns_one_batch(run) if cause.startswith("no single cause") else None
     if learns:  # nothing broke and it learns: a slow start at these steps (a note, not a failure)
@@ -140,6 +140,17 @@ def check_loss_decreases(run: RunContext) -> list[str]:
         f"  likely cause: {cause}\n"
         f"  fix: {fix}"
     )
+
+
+def _collapsed_although_it_fell(traj) -> list[str]:
+    """A schedule that collapsed while the loss still fell: the first steps learned, the rest of a real training
+    will not (a first user applied "raise the rate to ~0.01" to ExponentialDecay(decay_steps=1, decay_rate=0.5): the
+    loss fell and passed with the rate ~1e-11 by step 29). A note: these steps did learn; the schedule is its cause."""
+    found = collapsed_schedule(traj)
+    if found is None:
+        return []
+    cause, fix = found
+    return [f"the loss fell, but the {cause}: a longer training learns nothing after the first steps; fix: {fix}"]
 
 
 def ended_above_its_start(s: dict, loss: np.ndarray, chance: float | None) -> str:
