@@ -52,16 +52,23 @@ def test_a_schedule_that_collapses_is_named_with_its_own_setting():
     assert "raise the learning rate" not in message, message
 
 
-def test_a_collapsing_schedule_whose_loss_fell_is_a_note_naming_it():
+def test_a_collapsing_schedule_whose_loss_fell_never_passes_silently():
     """The old fix line applied (ExponentialDecay from 1e-2, decay_steps=1): the loss falls in the first steps and
-    passed silently; the note names the schedule (these steps learned: a note, not a failure)."""
+    passed silently at TF 2.21. Its fall is on the edge of the bound (TF 2.21: passes, a note naming the schedule, as
+    these steps learned; TF 2.15: 2.5x its noise, just short: a failure naming the schedule). Either way the schedule
+    and its setting are named, never the learning rate."""
     run = run_of(not_learning.decay_collapsed_from_higher, one_hot)
-    notes = RUN_CHECKS["loss_decreases"](run)
-    assert len(notes) == 1 and notes[0].startswith(
-        "the loss fell, but the learning-rate schedule collapsed: ExponentialDecay took the rate from 0.01 at step 0"
-    ), notes
-    assert "a longer training learns nothing after the first steps" in notes[0], notes
-    assert "fix: raise ExponentialDecay's decay_steps=1" in notes[0], notes
+    try:
+        notes = RUN_CHECKS["loss_decreases"](run)
+    except HealthCheckError as err:
+        said = str(err)
+        assert "likely cause: learning-rate schedule collapsed: ExponentialDecay took the rate from 0.01" in said, said
+    else:
+        assert len(notes) == 1, notes
+        said = notes[0]
+        fell = "the loss fell, but the learning-rate schedule collapsed: ExponentialDecay took the rate from 0.01"
+        assert said.startswith(fell) and "a longer training learns nothing after the first steps" in said, said
+    assert "fix: raise ExponentialDecay's decay_steps=1" in said and "raise the learning rate" not in said, said
 
 
 def test_a_reasonable_schedule_passes():
