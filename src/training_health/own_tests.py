@@ -87,6 +87,7 @@ def resolved_frozen(traj, frozen) -> list[str]:
 def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
     """One HealthCheckError with every layer's and every run check's failure, if any."""
     frozen = resolved_frozen(run.trajectory, frozen)
+    run = dataclasses.replace(run, frozen=tuple(frozen))  # the run checks leave declared-frozen weights alone
     findings = layer_findings(run.trajectory, run.thresholds, frozen, pictures) + run_findings(run)
     if findings:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])

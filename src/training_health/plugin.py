@@ -469,9 +469,15 @@ def _session_cache(config) -> TrajectoryCache:
 
 @pytest.fixture
 def health_run_context(
-    health_trajectories, health_probe_config, health_trajectory, health_training_data, health_thresholds
+    health_trajectories,
+    health_probe_config,
+    health_trajectory,
+    health_training_data,
+    health_thresholds,
+    health_frozen_layers,
 ):
-    """What a run-level check reads (``checks/run_checks.RunContext``): the run, its data, its models."""
+    """What a run-level check reads (``checks/run_checks.RunContext``): the run, its data, its models, and the
+    layers declared frozen (their unchanged weights are no cause of a loss that does not fall)."""
     from training_health.checks.run_checks import RunContext
 
     return RunContext(
@@ -480,6 +486,7 @@ def health_run_context(
         thresholds=health_thresholds,
         trained_model=lambda: health_trajectories.trained_model(health_probe_config),
         fresh_model=health_probe_config.build_model,
+        frozen=tuple(health_frozen_layers),
     )
 
 

@@ -73,7 +73,7 @@ def check_overfit_batch(run: RunContext) -> list[str]:
             f"{HEALTHY_MAX_STEPS} steps. It learns, so this is not a failure; a slow start (a plateau at chance) "
             "often ends after more steps: give --health-steps 100 to see the run leave it"
         ]
-    cause, fix = _cause(run.trajectory)
+    cause, fix = _cause(run.trajectory, run.frozen)
     if _too_slow_to_judge(run.trajectory, fit, cause):
         return [
             f"the model learns {OVERFIT_EXAMPLES} examples too slowly to judge in {fit['steps']} steps: {measured}; "
@@ -110,7 +110,8 @@ def _too_slow_to_judge(traj, fit: dict, cause: str) -> bool:
     if not cause.startswith("updates too small"):
         return False
     curve = np.asarray(fit["curve"], np.float64)
-    ratios = [traj.median_update_ratio(k) for k in traj.parameters if len(traj.shapes[k]) >= 2]
+    kernels = [k for k in traj.parameters if len(traj.shapes[k]) >= 2 and not traj.change_norm.get(k) == 0]
+    ratios = [traj.median_update_ratio(k) for k in kernels]  # a declared-frozen kernel never moves: not counted
     moving = bool(ratios) and min(ratios) >= ROUNDING_STEP  # every kernel steps above float32 rounding
     if not moving or len(curve) < 2 * CHUNK or not np.all(np.isfinite(curve)):
         return False
@@ -118,11 +119,11 @@ def _too_slow_to_judge(traj, fit: dict, cause: str) -> bool:
     return last < STILL_FALLING * before and last < FELL * curve[0]
 
 
-def _cause(traj) -> tuple[str, str]:
+def _cause(traj, frozen=()) -> tuple[str, str]:
     """The run's own measurements say why (the loss-curve diagnosis); a network that fits nothing is broken."""
     from training_health.checks.loss_curve import not_learning_cause
 
-    cause, fix = not_learning_cause(traj, np.asarray(traj.loss, np.float64))
+    cause, fix = not_learning_cause(traj, np.asarray(traj.loss, np.float64), frozen)
     if cause.startswith("no single cause"):
         return (
             "the model cannot represent or cannot reach even these 16 labels: a bug in the model (a layer "

@@ -123,8 +123,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
     elif s["last"] >= loss[0]:
         problems.append(ended_above_its_start(s, loss, chance))
     if not problems:
-        return []
-    cause, fix = not_learning_cause(traj, loss)
+        return _collapsed_although_it_fell(traj)
+    cause, fix = not_learning_cause(traj, loss, run.frozen)
     learns = _learns_one_batch(run) if cause.startswith("no single cause") else None
     memorized_in = _memorized_in(run) if learns else None
     at_chance = chance is not None and CHANCE_BAND[0] <= (chance - s["last"]) / chance < CHANCE_BAND[1]
@@ -145,6 +145,17 @@ def check_loss_decreases(run: RunContext) -> list[str]:
         f"  likely cause: {cause}\n"
         f"  fix: {fix}"
     )
+
+
+def _collapsed_although_it_fell(traj) -> list[str]:
+    """A schedule that collapsed while the loss still fell: the first steps learned, the rest of a real training
+    will not (a first user applied "raise the rate to ~0.01" to ExponentialDecay(decay_steps=1, decay_rate=0.5): the
+    loss fell and passed with the rate ~1e-11 by step 29). A note: these steps did learn; the schedule is its cause."""
+    found = collapsed_schedule(traj)
+    if found is None:
+        return []
+    cause, fix = found
+    return [f"the loss fell, but the {cause}: a longer training learns nothing after the first steps; fix: {fix}"]
 
 
 def ended_above_its_start(s: dict, loss: np.ndarray, chance: float | None) -> str:
@@ -370,8 +381,92 @@ def mean_absolute_error_on_probabilities(traj) -> tuple[str, str] | None:
     )
 
 
-def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
-    """Why a run did not learn, from what the trajectory measured: the first premise that holds."""
+def never_updated_weights(traj, frozen=()) -> tuple[str, str] | None:
+    """Weights, not declared frozen, that ended the run exactly where they started although the loss reaches them
+    (the per-layer rule ``diagnosis.never_updated``'s premise, and its fix): not trainable, or left out of the
+    step's variable list. Their update/weight ratio is exactly 0, which no learning rate raises: a first user's
+    forgotten frozen backbone (Adam 1e-4) and a train step updating only its last layer were told "raise the
+    learning rate from 0.0001 to ~0.001" by this check, while the per-layer tests named the weights."""
+    from training_health.checks.diagnosis import NEVER_UPDATED, Failure, never_updated, never_updated_fixes
+    from training_health.checks.health_checks import declared_frozen
+    from training_health.model.user_model import layer_of
+
+    stuck = [
+        p
+        for p in traj.parameters
+        if not declared_frozen(p, frozen) and getattr(never_updated(traj, Failure(p)), "title", None) == NEVER_UPDATED
+    ]
+    if not stuck:
+        return None
+    layers = list(dict.fromkeys(layer_of(p) for p in stuck))
+    listing = (
+        ", ".join(stuck)
+        if len(stuck) <= 6
+        else f"the weights of {', '.join(layers[:6])}"
+        + (f" and {len(layers) - 6} more layers" if len(layers) > 6 else "")
+    )
+    frozen_ones = [p for p in stuck if not traj.trainable.get(p, True)]
+    why = ["not trainable (layer.trainable=False): the optimizer never sees them"] if frozen_ones else []
+    if len(frozen_ones) < len(stuck):
+        grad_max = max(float(np.nanmax(traj.column("grad_max", p))) for p in stuck if p not in frozen_ones)
+        applied = "the optimizer's learning rate is 0" if traj.learning_rate_used == 0 else "no step applied it"
+        why.append(f"their gradient is non-zero (max|g| up to {grad_max:.3g}) but {applied}")
+    moved = len(traj.parameters) - len(stuck)
+    return (
+        f"weights never updated: {len(stuck)} of {len(traj.parameters)} weights ended the run exactly where they "
+        f"started ({listing}): {'; '.join(why)}; update/weight ratio exactly 0, which no learning rate raises, and "
+        f"the loss can fall only as far as the other {moved} weights take it",
+        "; ".join(never_updated_fixes(traj, stuck)),
+    )
+
+
+# A schedule's rate at the run's last step below this share of its step-0 rate: it collapsed within the run.
+# Measured (TF 2.21, 30 steps, a first user's Keras "Simple MNIST convnet", Adam): ExponentialDecay(1e-3,
+# decay_steps=1, decay_rate=0.5) ends at 1.9e-09x (its 30 steps had, together, the rate of 2.0 steps at 1e-3:
+# loss 2.306 -> 2.283); its fixed twin decay_steps=10000, decay_rate=0.9 ends at 0.9997x and passes. "Raise the
+# learning rate to ~0.01" (the old fix line) passed at TF 2.21 while the rate was still ~1e-11 by step 30.
+SCHEDULE_COLLAPSE = 0.1
+
+
+def collapsed_schedule(traj) -> tuple[str, str] | None:
+    """The optimizer's learning-rate schedule, evaluated at the steps the run took (``Trajectory.learning_rates``),
+    fell below ``SCHEDULE_COLLAPSE`` of its step-0 rate: the steps had no rate left to learn with."""
+    rates = np.asarray(getattr(traj, "learning_rates", ()) or (), np.float64)
+    if rates.size < 2 or not rates[0] > 0 or not rates[-1] < SCHEDULE_COLLAPSE * rates[0]:
+        return None
+    facts = getattr(traj, "facts", None)
+    name = getattr(facts, "schedule", None) or "the learning-rate schedule"
+    settings = getattr(facts, "schedule_settings", None) or {}
+    n, first, last = rates.size, float(rates[0]), float(rates[-1])
+    cause = (
+        f"learning-rate schedule collapsed: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
+        f"{n - 1} ({first / last:.2g}x lower): its {n} steps had, together, the rate of {rates.sum() / first:.2g} "
+        "steps at the starting rate; a larger starting rate only hides the collapse"
+    )
+    span = next((k for k in settings if k.endswith("decay_steps")), None)  # decay_steps, first_decay_steps
+    if span is not None:
+        every = (
+            f" (now the rate is multiplied by {settings['decay_rate']:g} every {settings[span]:g} step"
+            f"{'' if settings[span] == 1 else 's'})"
+            if name == "ExponentialDecay" and isinstance(settings.get("decay_rate"), int | float)
+            else ""
+        )
+        fix = (
+            f"raise {name}'s {span}={settings[span]:g}{every} to the steps the decay should span (steps per epoch x "
+            f"epochs: thousands in a full training), so the rate stays near {first:.3g} over these {n} steps"
+        )
+    else:
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        fix = (
+            f"set {name}{f' ({shown})' if shown else ''} so the rate decays over the whole training, not within "
+            f"{n} steps, or train with a constant rate of {first:.3g}"
+        )
+    return cause, fix
+
+
+def not_learning_cause(traj, loss: np.ndarray, frozen=()) -> tuple[str, str]:
+    """Why a run did not learn, from what the trajectory measured: the first premise that holds. ``frozen``: the
+    layers declared frozen on purpose (``--health-frozen``), whose unchanged weights are no cause."""
     from training_health.checks.diagnosis import (
         MOSTLY_DEAD,
         TYPICAL_UPDATE_RATIO,
@@ -394,6 +489,10 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
             f"oversized initialization, not vanishing gradients: init std far above the He std ({listing})",
             "initialize the kernels with He normal (std sqrt(2 / fan-in)); the per-layer tests give each layer's std",
         )
+    # Before every learning-rate cause: weights no rate moves, and a rate the schedule took away.
+    found = never_updated_weights(traj, frozen) or collapsed_schedule(traj)
+    if found:
+        return found
     _, warm = windows(len(loss))
     spike = int(np.argmax(loss[1 : warm + 1])) + 1
     dead = {k: v for k, v in traj.dead_fraction_end.items() if v >= MOSTLY_DEAD}
@@ -420,10 +519,13 @@ def not_learning_cause(traj, loss: np.ndarray) -> tuple[str, str]:
     absolute = mean_absolute_error_on_probabilities(traj)
     if absolute:
         return absolute
-    ratios = [r for k in kernels if (r := update_ratio(traj, k)) is not None]
+    # Over the kernels that moved: a frozen one's ratio is exactly 0 whatever the rate (never_updated_weights above)
+    moved = [k for k in kernels if not traj.change_norm.get(k) == 0]
+    ratios = [r for k in moved if (r := update_ratio(traj, k)) is not None]
     if ratios and float(np.median(ratios)) < TYPICAL_UPDATE_RATIO / 30:
+        over = "" if len(moved) == len(kernels) else f" over the kernels that moved ({', '.join(moved)})"
         return (
-            f"updates too small: median update/weight ratio {float(np.median(ratios)):.2g} per step "
+            f"updates too small: median update/weight ratio {float(np.median(ratios)):.2g} per step{over} "
             f"(typical {TYPICAL_UPDATE_RATIO:g})",
             lr_fix(traj, "raise"),
         )

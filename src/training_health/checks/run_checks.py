@@ -45,6 +45,7 @@ class RunContext:
     thresholds: object  # checks.thresholds.Thresholds
     trained_model: Callable[[], object]  # the model after the run's steps
     fresh_model: Callable[[], object]  # a new model from the run's factory, initializer and seed
+    frozen: tuple[str, ...] = ()  # layers (or weights) declared frozen on purpose: --health-frozen, frozen=...
 
     @property
     def config(self):

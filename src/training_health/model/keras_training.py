@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from training_health.model import losses
+from training_health.model.recipe import learning_rate_schedule
 from training_health.model.variables import tf_variable
 
 # Settings worth naming in the recipe when set (defaults are left out to keep the title short).
@@ -34,6 +35,28 @@ def learning_rate_now(optimizer) -> float | None:
         return float(np.asarray(tf.convert_to_tensor(rate)))
     except (AttributeError, TypeError, ValueError):
         return None
+
+
+def optimizer_steps(optimizer) -> int | None:
+    """How many steps the optimizer has taken (its ``iterations``), None without one or a readable count."""
+    base = getattr(optimizer, "inner_optimizer", None) or optimizer
+    try:
+        return int(np.asarray(tf.convert_to_tensor(base.iterations)))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def scheduled_rates(optimizer, first: int | None, end: int | None) -> tuple[float, ...]:
+    """The rate the optimizer's schedule gave each step it took, ``first`` .. ``end - 1`` (its step counts before
+    and after the run); () for a constant rate, no optimizer, or a count it cannot read. Measured from the
+    schedule itself, at the steps the run took: a rate that decays to ~0 hides behind its step-0 value."""
+    schedule = learning_rate_schedule(optimizer) if optimizer is not None else None
+    if schedule is None or first is None or end is None or end <= first:
+        return ()
+    try:
+        return tuple(float(np.asarray(tf.convert_to_tensor(schedule(step)))) for step in range(first, end))
+    except (TypeError, ValueError):
+        return ()
 
 
 def describe_optimizer(optimizer) -> str:

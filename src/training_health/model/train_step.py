@@ -47,6 +47,9 @@ class TrainStep:
     learning_rate: float | None  # the optimizer's learning rate at the first step, when known
     restart: Callable | None = None  # puts the optimizer back to its first step, where the suite owns it
     facts: Recipe = dataclasses.field(default_factory=lambda: Recipe(optimizer=None))  # typed: model/recipe.py
+    # The Keras optimizer whose rate the steps follow, when the suite can see exactly one (a compiled model's, a
+    # train step's only one): its schedule is evaluated at the steps the run took (Trajectory.learning_rates).
+    optimizer: object = None
 
 
 @tf.autograph.experimental.do_not_convert
@@ -180,7 +183,8 @@ def user_train_step(model, weights: dict, trainable: dict, function: Callable, s
     # The optimizer is named when the step has exactly one the suite can see; its rate stays unquoted: the
     # step may scale or schedule it in its own code.
     facts = dataclasses.replace(facts, learning_rate=None)
-    return TrainStep(run, f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)", None, restart, facts)
+    recipe = f"{OWN_TRAIN_STEP} {spec} (its own optimizer, loss and variable list)"
+    return TrainStep(run, recipe, None, restart, facts, optimizers[0] if len(optimizers) == 1 else None)
 
 
 def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
@@ -190,7 +194,7 @@ def keras_recipe_step(model, weights: dict, trainable: dict) -> TrainStep:
     recipe = f"{keras_training.describe_optimizer(optimizer)}, loss {keras_training.describe_loss(model)}"
     run = keras_training.keras_fit_step(model, weights, trainable)
     rate = keras_training.learning_rate_now(base)
-    return TrainStep(run, recipe, rate, facts=keras_recipe(optimizer, rate))
+    return TrainStep(run, recipe, rate, facts=keras_recipe(optimizer, rate), optimizer=base)
 
 
 def training_step(model, weights: dict, trainable: dict, train_step, learning_rate: float) -> TrainStep:
