@@ -264,6 +264,21 @@ def test_labels_shuffled_apart_from_their_images_fail_once_the_steps_can_tell(tm
 
 
 @pytest.mark.subprocess
+def test_images_divided_by_255_twice_are_named_as_why_the_loss_stays_flat(tmp_path):
+    """A Rescaling(1/255) model given images already in [0, 1]: the first conv sees RMS ~0.001 and the loss stays
+    at ln 10; loss_decreases fails naming the double scaling (a user's got a 'slow start' note); the same model on
+    raw pixels passes."""
+    model = f"{BAD_DATA}:rescaling_convnet"
+    twice = run_suite(tmp_path, model, f"{BAD_DATA}:scaled_class_ids")
+    assert twice.returncode == 1 and "-loss_decreases]" in twice.stdout, twice.stdout[-3000:]
+    said = " ".join(twice.stdout.split())
+    assert "likely cause: inputs far below the usual scale: the first weighted layer sees RMS 0.001" in said, said
+    assert "fix: scale the images once: the data is already in [0, 1], so remove the model's rescaling" in said, said
+    once = run_suite(tmp_path, model, f"{BAD_DATA}:raw_pixels")
+    assert once.returncode == 0, once.stdout[-3000:]
+
+
+@pytest.mark.subprocess
 def test_a_dataset_batched_at_another_size_is_a_note(tmp_path):
     """The check trains at --health-batch-size (128): a Dataset's .batch(64) is said, not silently replaced."""
     result = run_suite(tmp_path, "fixtures.healthy_models.basic_classification:build", f"{BAD_DATA}:batched_by_64")

@@ -11,6 +11,10 @@ from __future__ import annotations
 # 78.6 at the model's input). 10 is 10x a standardized input and 7.9x under raw MNIST.
 INPUT_RMS_MAX = 10.0
 RAW_PIXELS_RMS = 50.0  # above this the inputs read as raw 0..255 pixels (MNIST raw: 78.6-83.5)
+# Far below: MNIST divided by 255 twice (the data already in [0, 1], the model's Rescaling(1/255) again) reaches the
+# first layer at RMS 0.0012; its loss stayed at ln 10 for 30 steps (a user's convnet, Adam 1e-3). 0.01 is 31x under
+# inputs in [0, 1] and 8x over that. Only named as the cause of a run that did not learn, never a check of its own.
+INPUT_RMS_MIN = 0.01
 
 
 def input_scale_fix(pixels: bool, never_adapted: str | None = None) -> str:
@@ -43,3 +47,27 @@ def unscaled_input_cause(traj) -> tuple[str, str] | None:
         "were not chosen for; the fix is the input, not the learning rate"
     )
     return cause, input_scale_fix(rms > RAW_PIXELS_RMS, getattr(traj, "never_adapted_normalization", None))
+
+
+def tiny_input_cause(traj) -> tuple[str, str] | None:
+    """(cause, fix) when what reaches the first weighted layer (after the model's own Rescaling/Normalization) is far
+    below the usual scale, else None: the first layer's pre-activations are then its biases alone, for every image."""
+    rms = float(getattr(traj, "first_layer_input_rms", float("nan")))
+    if not rms < INPUT_RMS_MIN:
+        return None
+    raw = float(getattr(traj, "input_rms", float("nan")))
+    scaled_by = getattr(traj, "input_scaled_by", None)
+    twice = scaled_by is not None and raw < 1.0  # data already in [0, 1], scaled again inside the model
+    cause = (
+        f"inputs far below the usual scale: the first weighted layer sees RMS {rms:.2g} (bound {INPUT_RMS_MIN:g}; "
+        f"inputs in [0, 1] ~0.3)"
+        + (f", the data's RMS {raw:.2g} scaled again by {scaled_by}" if twice else "")
+        + ": its pre-activations are nearly its biases, the same for every image, so nothing tells the images apart"
+    )
+    fix = (
+        f"scale the images once: the data is already in [0, 1], so remove the model's {scaled_by}, or give it "
+        "the raw 0..255 pixels"
+        if twice
+        else "bring the inputs to the usual scale ([0, 1] or standardized: (x - mean) / std)"
+    )
+    return cause, fix

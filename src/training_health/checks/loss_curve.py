@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from training_health.checks.input_scale import unscaled_input_cause
+from training_health.checks.input_scale import tiny_input_cause, unscaled_input_cause
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 
@@ -479,8 +479,8 @@ def not_learning_cause(traj, loss: np.ndarray, frozen=()) -> tuple[str, str]:
     penalty = regularization_wipes_the_weights(traj, loss)
     if penalty:
         return penalty
-    inputs = unscaled_input_cause(traj)  # before the learning rate: the inputs set the scale of every step
-    if inputs:
+    inputs = unscaled_input_cause(traj) or tiny_input_cause(traj)  # before the learning rate: the inputs set the
+    if inputs:  # scale of every step
         return inputs
     oversized = oversized_kernels(traj)
     if oversized:

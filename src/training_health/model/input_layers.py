@@ -45,3 +45,19 @@ def _never_adapted(layer) -> bool:
     if mean is None or variance is None:
         return False  # not built: nothing to read
     return bool(np.all(np.asarray(mean) == 0) and np.all(np.asarray(variance) == 1))
+
+
+LEADING_SCALERS = ("Rescaling", "Normalization")
+
+
+def as_the_first_layer_sees(model, images):
+    """``images`` after the model's leading Rescaling/Normalization layers (the first ones of ``model.layers``, as
+    a Sequential or a one-input functional model applies them), or None when the model has none."""
+    x, applied = images, False
+    for layer in getattr(model, "layers", []):
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if type(layer).__name__ not in LEADING_SCALERS:
+            break
+        x, applied = layer(x), True
+    return x if applied else None
