@@ -43,9 +43,12 @@ def check_training(
     mnist_path=None,
 ):
     """Train ``model`` ``steps`` steps your way and check every layer and the run; returns the Trajectory."""
-    frozen = checked_settings(steps, batch_size, mode, frozen)
-    traj, run = train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path)
-    raise_findings(run, frozen, pictures)
+    from training_health.settings import KEYWORDS, settings_spelt
+
+    with settings_spelt(KEYWORDS):  # a fix line names this function's keywords (frozen=...), not pytest's options
+        frozen = checked_settings(steps, batch_size, mode, frozen)
+        traj, run = train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path)
+        raise_findings(run, frozen, pictures)
     return traj
 
 
@@ -202,32 +205,36 @@ class HealthCheckFixture:
         import pytest
 
         from training_health.errors import UsageError
+        from training_health.settings import KEYWORDS, settings_spelt
 
         settings = {**self.defaults, **options}
         pictures = settings.pop("pictures", PICTURES)
         get = settings.get
         traj, verdict = None, None
-        try:
-            _known_keywords(options)
-            frozen = checked_settings(get("steps", DEFAULT_STEPS), get("batch_size", 128), get("mode", "graph"), frozen)
-            traj, run = train(
-                model,
-                get("data"),
-                get("train_step"),
-                get("steps", DEFAULT_STEPS),
-                get("batch_size", 128),
-                get("seed", 0),
-                get("initializer", "default"),
-                get("mode", "graph"),
-                get("thresholds"),
-                get("mnist_path"),
-            )
-            self.record(traj)
-            raise_findings(run, frozen, pictures)
-        except HealthCheckError as err:
-            verdict = str(err)
-        except UsageError as err:  # what the command line refuses with exit 4: one line, no traceback
-            verdict = f"health_check: {err}"
+        with settings_spelt(KEYWORDS):  # a fix line names the fixture's keywords (frozen=...), not pytest's options
+            try:
+                _known_keywords(options)
+                frozen = checked_settings(
+                    get("steps", DEFAULT_STEPS), get("batch_size", 128), get("mode", "graph"), frozen
+                )
+                traj, run = train(
+                    model,
+                    get("data"),
+                    get("train_step"),
+                    get("steps", DEFAULT_STEPS),
+                    get("batch_size", 128),
+                    get("seed", 0),
+                    get("initializer", "default"),
+                    get("mode", "graph"),
+                    get("thresholds"),
+                    get("mnist_path"),
+                )
+                self.record(traj)
+                raise_findings(run, frozen, pictures)
+            except HealthCheckError as err:
+                verdict = str(err)
+            except UsageError as err:  # what the command line refuses with exit 4: one line, no traceback
+                verdict = f"health_check: {err}"
         if verdict:  # outside the except clauses: the verdict alone, not a chain of exceptions through this code
             pytest.fail(verdict, pytrace=False)
         return traj

@@ -9,6 +9,8 @@ the form the user typed (``--health-steps`` in pytest, ``--steps`` on the main j
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import shlex
 
@@ -18,6 +20,7 @@ from training_health.probe.modes import DEFAULT_STEPS, MODES
 PLUGIN_PREFIX = "--health-"
 COMMAND_PREFIX = "--"
 DEFAULT_BATCH_SIZE = 128  # the question's batch size; --health-batch-size gives the user's
+KEYWORDS = "keywords"  # health_check(...) / check_training(...): a setting is a keyword argument
 PLUGIN, MAIN, CALIBRATE = "plugin", "main", "calibrate"
 EVERYWHERE = (PLUGIN, MAIN, CALIBRATE)
 
@@ -174,6 +177,37 @@ class CommandOptions:
 def flag(config, name: str) -> str:
     """An option as the user writes it on this entry point: ``--health-steps`` in pytest, ``--steps`` elsewhere."""
     return getattr(config, "option_prefix", PLUGIN_PREFIX) + name
+
+
+# How the user changes a setting where this run was started: the plugin's option (the default), the main job's
+# option, or a keyword of health_check / check_training. Fix lines deep in the checks name it with ``setting``.
+_SPELLING = contextvars.ContextVar("training_health_setting_spelling", default=PLUGIN_PREFIX)
+
+
+@contextlib.contextmanager
+def settings_spelt(spelling: str):
+    """Within: ``setting`` spells settings as ``spelling`` (an option prefix, or ``KEYWORDS``)."""
+    token = _SPELLING.set(spelling)
+    try:
+        yield
+    finally:
+        _SPELLING.reset(token)
+
+
+def setting(name: str, value=None) -> str:
+    """A setting as the user changes it here: ``--health-frozen conv2d`` (pytest), ``--frozen conv2d`` (the main
+    job), ``frozen="conv2d"`` (``health_check`` / ``check_training``); without ``value``, its name alone."""
+    spelling = _SPELLING.get()
+    if spelling == KEYWORDS:
+        keyword = name.replace("-", "_")
+        return f"{keyword}=" + ("" if value is None else f'"{value}"' if isinstance(value, str) else str(value))
+    return spelling + name + ("" if value is None else f" {value}")
+
+
+def frozen_declaration() -> str:
+    """Where layers are declared frozen on purpose, here."""
+    marker = " or the health_frozen marker" if _SPELLING.get() == PLUGIN_PREFIX else ""
+    return setting("frozen") + marker
 
 
 def calibrate_command(model: str, train_step: str | None, data: str | None, steps: int, batch_size: int) -> str:

@@ -43,6 +43,7 @@ from training_health.checks.one_batch import (
 )
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
+from training_health.settings import setting
 
 INDEPENDENCE_EXAMPLES = 4
 CROSS_TALK = 1e-6  # cross-example gradient over own-example gradient; exactly 0 for independent examples
@@ -71,7 +72,7 @@ def check_overfit_batch(run: RunContext) -> list[str]:
         return [
             f"the model learns {OVERFIT_EXAMPLES} examples slowly: {measured}; healthy models fit them within "
             f"{HEALTHY_MAX_STEPS} steps. It learns, so this is not a failure; a slow start (a plateau at chance) "
-            "often ends after more steps: give --health-steps 100 to see the run leave it"
+            f"often ends after more steps: give {setting('steps', 100)} to see the run leave it"
         ]
     cause, fix = _cause(run.trajectory, run.frozen)
     if _too_slow_to_judge(run.trajectory, fit, cause):

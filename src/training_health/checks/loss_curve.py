@@ -38,6 +38,7 @@ import numpy as np
 from training_health.checks.input_scale import tiny_input_cause, unscaled_input_cause
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
+from training_health.settings import setting
 
 MIN_DECREASE_Z = 2.5  # healthy minimum 5.19: margin 2.1x
 MIN_DROP = 0.015  # healthy minimum 0.045: margin 3x
@@ -87,7 +88,7 @@ def _usable_loss(run: RunContext, min_steps: int = MIN_STEPS) -> np.ndarray:
     loss = np.asarray(run.trajectory.loss, np.float64)
     if loss.size < min_steps:
         raise NotApplicable(
-            f"{loss.size} steps: judged from {min_steps} steps on (--health-steps {min_steps}); in fewer, "
+            f"{loss.size} steps: judged from {min_steps} steps on ({setting('steps', min_steps)}); in fewer, "
             "a healthy but slow run (SGD 0.01) has not yet moved its loss beyond its noise"
         )
     if not np.all(np.isfinite(loss)):
@@ -135,8 +136,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
         return [
             f"the loss did not fall beyond its noise in {len(loss)} steps ({'; '.join(problems)}), but the model "
             f"learns: {learns}. "
-            f"A slow start (a plateau at chance) or labels unrelated to the inputs; give --health-steps "
-            f"{decides} to tell them apart"
+            f"A slow start (a plateau at chance) or labels unrelated to the inputs; give "
+            f"{setting('steps', decides)} to tell them apart"
         ]
     raise HealthCheckError(
         f"loss_decreases: the network is not learning: {'; '.join(problems)}\n"

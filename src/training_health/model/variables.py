@@ -131,6 +131,42 @@ def variable_names(model, variables) -> list[str]:
     return _unique_names(variables, f"{getattr(model, 'name', '')}/", renames)
 
 
+def frozen_at(model) -> dict[str, str]:
+    """{layer (as parameter names spell it): how to make it train again}, for layers holding a weight the model
+    does not train: ``trainable = True`` on the outermost layer set to False on the way to it (a base model frozen
+    whole: the base model), with the code that reaches it from the built model by position
+    (``model.layers[1].layers[0]``). Positions, not names: Keras numbers automatic names per process, and a name
+    from an earlier build (``conv2d_1``) may be another layer's, or none, in the next (canonical_layer_names)."""
+    if not is_keras_model(model):
+        return {}
+    canonical, chains = layer_names(model), {}  # id(variable) -> [(parent, layer), ...] down to its deepest owner
+
+    def visit(layer, chain, seen) -> None:
+        for variable in layer.weights:
+            chains[id(variable)] = chain
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            if id(child) not in seen:
+                visit(child, [*chain, (layer, child)], seen | {id(child)})
+
+    visit(model, [], {id(model)})
+    found = {}
+    variables = model_variables(model)
+    for name in variables.frozen:
+        chain = chains.get(id(variables.weights[name]), [])
+        cut = next((i for i, (_, layer) in enumerate(chain) if not layer.trainable), None)
+        if cut is None:  # a weight created non-trainable, not a frozen layer: no flag to set
+            continue
+        path = "/".join(canonical[id(layer)] for _, layer in chain[: cut + 1])  # a nested layer with its models
+        positions = [_position(parent, layer) for parent, layer in chain[: cut + 1]]
+        code = "" if None in positions else f" (model{''.join(f'.layers[{i}]' for i in positions)}.trainable = True)"
+        found[name.rsplit("/", 1)[0]] = f"set trainable = True on layer '{path}'{code}"
+    return found
+
+
+def _position(parent, layer) -> int | None:
+    return next((i for i, child in enumerate(getattr(parent, "layers", ())) if child is layer), None)
+
+
 def _all_layers(model) -> list:
     """The model and every nested layer, parents before children, each model's layers in their own order.
 
