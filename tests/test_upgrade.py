@@ -6,6 +6,10 @@ learning rate changed (fixtures/user_models/upgrade_control.py, as a TF upgrade 
 be named with its layer, quantity and first step. The two-version run is in docs/upgrade.md.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,6 +19,7 @@ from training_health.model import initial_weights
 from training_health.probe.training_probe import ProbeConfig, run_probe
 from training_health.report import upgrade
 from training_health.report.table import write_json
+from training_health.tf_logs import SHOW_ENV, is_tf_log_line
 
 CONTROL = "fixtures.user_models.upgrade_control:build"
 STEPS = 12  # three windows of the baselines' tolerances, a few seconds per run
@@ -59,6 +64,19 @@ def test_changed_learning_rate_names_layer_quantity_and_first_step(tmp_path, wei
     # Adam's first step is lr-sized: the update/weight ratio parts at step 0; the gradient still agrees there.
     assert by_quantity.get("update_ratio @0") == "0", text
     assert "grad_norm @0" not in by_quantity, text
+
+
+@pytest.mark.subprocess
+def test_the_report_run_keeps_tensorflow_log_lines_out(tmp_path, weights_file, health_training_data):
+    """``python -m training_health.report.upgrade`` imports TensorFlow (the baselines' tolerances): its C++ log
+    lines stay out of the report's output, as the plugin and the main job keep them out (tf_logs)."""
+    record(tmp_path / "a", health_training_data, 1e-3)
+    record(tmp_path / "b", health_training_data, 1e-3)
+    env = {k: v for k, v in os.environ.items() if k not in (SHOW_ENV, "TF_CPP_MIN_LOG_LEVEL")}
+    command = [sys.executable, "-m", "training_health.report.upgrade", str(tmp_path / "a"), str(tmp_path / "b")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0 and "no difference beyond machine noise" in result.stdout, result
+    assert not [line for line in result.stderr.splitlines() if is_tf_log_line(line)], result.stderr
 
 
 def test_different_start_is_said(tmp_path, health_training_data):

@@ -55,10 +55,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def start_tf_log_filter() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep its C++ info lines out
     from training_health import tf_logs
 
-    tf_logs.filter_stderr()
+    tf_logs.keep_out()  # before TensorFlow loads
 
 
 def pytest_addoption(parser):

@@ -11,7 +11,8 @@ continuation line of the CPU-feature banner). Errors (``E``) and fatal messages 
 as do Python warnings, tracebacks and everything else. The relay is a process, not a thread:
 if TensorFlow aborts, the relay still reads the last lines (a fatal ``Check failed``) and passes them on.
 
-The pytest plugin and ``python -m training_health`` apply it; ``TH_SHOW_TF_LOGS=1`` turns it off.
+The pytest plugin, ``python -m training_health`` and the upgrade report (``python -m
+training_health.report.upgrade``) apply it (``keep_out``); ``TH_SHOW_TF_LOGS=1`` turns it off.
 This file is also the relay's program (standard library only, started with ``python -I -S``).
 """
 
@@ -40,6 +41,13 @@ def without_tf_log_lines(text: str) -> str:
 
 def wanted() -> bool:
     return os.environ.get(SHOW_ENV, "") in ("", "0") and os.name == "posix"
+
+
+def keep_out() -> bool:
+    """What an entry point calls before TensorFlow is imported: its info lines off (``TF_CPP_MIN_LOG_LEVEL=2``,
+    unless set) and the rest filtered (``filter_stderr``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return filter_stderr()
 
 
 def filter_stderr() -> bool:

@@ -17,6 +17,11 @@ where the per-step values part, the tests whose verdict changed, and each versio
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the report's own run: before TensorFlow is imported (by checks.baselines), as the
+    from training_health import tf_logs  # plugin and the main job keep its C++ log lines out of stderr
+
+    tf_logs.keep_out()
+
 import argparse
 import math
 import statistics
