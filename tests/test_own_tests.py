@@ -57,6 +57,16 @@ THEIR_TESTS = textwrap.dedent(
         health_check(build_frozen)
 
 
+    def test_one_factory_on_two_data(health_check):
+        import numpy as np
+        from training_health import load_mnist
+
+        mnist = load_mnist()
+        images = mnist.train_images[..., None].astype(np.float32) / 255.0
+        health_check(build, data=(images[:6000], mnist.train_labels[:6000]))
+        health_check(build, data=(images[6000:12000], mnist.train_labels[6000:12000]))
+
+
     def resnet(initializer, seed):
         # A residual block as the Keras ResNet examples write it: Conv2D (default bias) -> BatchNormalization
         # -> ReLU, an Add, global average pooling, logits (a second user's healthy model).
@@ -118,7 +128,7 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
         check=False,
     )
     out = result.stdout
-    assert result.returncode == 1 and "5 failed, 3 passed" in out, out[-4000:]
+    assert result.returncode == 1 and "5 failed, 4 passed" in out, out[-4000:]
     for test, message in REFUSED.items():
         assert f"FAILED test_theirs.py::{test}" in out, out[-3000:]
         assert message in out, (message, out[-4000:])
@@ -129,3 +139,13 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
     assert re.search(r"weights never updated: conv2d(_\d+)?/kernel, conv2d(_\d+)?/bias", out), out[-4000:]
     assert "Traceback" not in out and "During handling of the above exception" not in out
     assert "accuracy" in out.split("per-layer training health")[1]  # the summary table shows the metric
+    # The fix names what a test can change (the fixture's keyword) and code that unfreezes the layer.
+    fix = "fix: set trainable = True on layer 'conv2d' (model.layers[0].trainable = True), or declare the freeze: "
+    assert fix + 'frozen="conv2d"' in out, out[-4000:]
+    assert "--health-frozen" not in out and "--health-steps" not in out, out[-4000:]
+    # Fixture runs write no probe JSON: the summary does not point at any.
+    assert "probe data (JSON" not in out, out[-2000:]
+    # One factory, two data sets, one test: two runs, two ids (the test's, then "#2" of it).
+    titles = re.findall(r"^(test_theirs\.build-\S+)  \(", out, flags=re.MULTILINE)
+    two = [t for t in titles if "test_one_factory_on_two_data" in t]
+    assert len(two) == len(set(two)) == 2 and len(titles) == len(set(titles)), titles

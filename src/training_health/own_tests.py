@@ -96,8 +96,8 @@ def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])
 
 
-def train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path):
-    """(Trajectory, RunContext) of one run of ``model`` on ``data``."""
+def train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path, caller=""):
+    """(Trajectory, RunContext) of one run of ``model`` on ``data``; ``caller``: the test running it (its id)."""
     from training_health.checks.run_checks import NotApplicable, RunContext
     from training_health.checks.thresholds import load_thresholds
     from training_health.model.contract import check_built_model
@@ -114,6 +114,7 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
         factory=model if is_factory else None,
         train_step=callable_label(train_step) if callable(train_step) else train_step,
         train_step_function=train_step if callable(train_step) else None,
+        caller=caller,
     )
     built = config.build_model() if is_factory else model
     check_built_model(built, training_data(data, mnist_path), config.model, config.train_step, "data")
@@ -200,6 +201,8 @@ class HealthCheckFixture:
 
     defaults: dict
     record: object  # callable(traj): adds the run to the session's summary
+    caller: str = ""  # the test's node id: in each run's id (ProbeConfig.caller)
+    calls: int = 0
 
     def __call__(self, model, *, frozen=(), **options):
         import pytest
@@ -211,6 +214,8 @@ class HealthCheckFixture:
         pictures = settings.pop("pictures", PICTURES)
         get = settings.get
         traj, verdict = None, None
+        self.calls += 1
+        caller = self.caller + (f"#{self.calls}" if self.calls > 1 else "")
         with settings_spelt(KEYWORDS):  # a fix line names the fixture's keywords (frozen=...), not pytest's options
             try:
                 _known_keywords(options)
@@ -228,6 +233,7 @@ class HealthCheckFixture:
                     get("mode", "graph"),
                     get("thresholds"),
                     get("mnist_path"),
+                    caller,
                 )
                 self.record(traj)
                 raise_findings(run, frozen, pictures)

@@ -349,6 +349,7 @@ class TrajectoryCache:
     def __init__(self, mnist, output: Path):
         self.mnist, self.output, self.runs, self.models = mnist, output, {}, {}
         self.refused = {}  # config -> why its training step cannot run (TrainStepError)
+        self.written = False  # a probe JSON was written to ``output`` (health_check runs write none)
         self.build_seconds = 0.0
 
     def get(self, config):
@@ -369,6 +370,7 @@ class TrajectoryCache:
             if config in self.refused:  # outside the except clause: the message alone, no chain of tracebacks
                 pytest.fail(self.refused[config], pytrace=False)
             write_json(self.runs[config], self.output)
+            self.written = True
         return self.runs[config]
 
     def trained_model(self, config):
@@ -443,7 +445,7 @@ def health_trajectory(health_trajectories, health_probe_config):
 
 
 @pytest.fixture
-def health_check(pytestconfig, health_thresholds):
+def health_check(pytestconfig, health_thresholds, request):
     """``health_check(model_or_factory, data=..., train_step=..., steps=..., ...) -> Trajectory``: train your
     model your way and fail the test with the verdict if it does not learn (``training_health.own_tests``)."""
     from training_health.own_tests import HealthCheckFixture
@@ -457,7 +459,8 @@ def health_check(pytestconfig, health_thresholds):
         "mnist_path": config.getoption("health_mnist_path"),
         "pictures": Path(config.getoption("health_probe_output")) / "kernels",
     }
-    return HealthCheckFixture(defaults, lambda traj: _session_cache(config).runs.setdefault(traj.config, traj))
+    record = lambda traj: _session_cache(config).runs.setdefault(traj.config, traj)  # noqa: E731
+    return HealthCheckFixture(defaults, record, caller=request.node.nodeid)
 
 
 def _session_cache(config) -> TrajectoryCache:
@@ -516,7 +519,8 @@ def pytest_terminal_summary(terminalreporter, config):
         from training_health.report.time_split import phase_totals
 
         tables = [layer_table(traj) for traj in cache.runs.values()]
-        totals, count, output = phase_totals(cache.runs.values(), cache.build_seconds), 1, cache.output
+        totals, count = phase_totals(cache.runs.values(), cache.build_seconds), 1
+        output = cache.output if cache.written else None
     else:
         return
     from training_health.report.time_split import time_split_of, time_to_verdict
@@ -524,7 +528,8 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.section("per-layer training health")
     for table in tables:
         terminalreporter.write_line(table + "\n")
-    terminalreporter.write_line(f"probe data (JSON, one file per configuration): {output}/")
+    if output:  # only when this session wrote files there
+        terminalreporter.write_line(f"probe data (JSON, one file per configuration): {output}/")
     wall = time.perf_counter() - STARTED
     startup = collected - STARTED
     terminalreporter.write_line("time: " + time_split_of(totals, wall, startup, count, tf_import))
@@ -546,7 +551,7 @@ class WorkerResults:
     """On the xdist controller: the workers' per-layer tables and phase times, for one merged summary."""
 
     def __init__(self):
-        self.tables, self.phase_times, self.tf_imports, self.output = [], [], [], "probe-output"
+        self.tables, self.phase_times, self.tf_imports, self.output = [], [], [], None
         self.collected = None  # when the last worker finished collecting: the workers' start-up ends here
         self.usage_error = None  # a worker's option check failed (tell_the_controller): the session's exit 4
 
@@ -601,7 +606,7 @@ class WorkerResults:
             self.tables += sent["tables"]
             self.phase_times.append(sent["phase_times"])
             self.tf_imports += [sent["tf_import"]] if sent.get("tf_import") is not None else []
-            self.output = sent["output"]
+            self.output = sent["output"] or self.output  # None: that worker wrote no probe JSON
 
 
 @pytest.hookimpl(trylast=True)
@@ -635,7 +640,7 @@ def pytest_sessionfinish(session):
         "tables": [layer_table(traj) for traj in cache.runs.values()],
         "phase_times": time_split.phase_totals(cache.runs.values(), cache.build_seconds),
         "tf_import": time_split.tf_import_seconds,
-        "output": str(cache.output),
+        "output": str(cache.output) if cache.written else None,
     }
 
 
