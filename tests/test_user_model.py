@@ -53,3 +53,47 @@ def test_model_option_from_the_command_line(tmp_path):
     passed = 1 + len(run_check_names()) - 2
     assert "gradient disconnected" in result.stdout, result.stdout[-3000:]
     assert f"1 failed, {passed} passed, 2 skipped" in result.stdout, result.stdout[-3000:]
+
+
+PRINTING_FACTORY = """
+import tensorflow as tf
+
+
+def build(initializer, seed):
+    # The TensorFlow 2 quickstart for beginners' model (Flatten, Dense 128 relu, Dropout 0.2, Dense 10 logits).
+    print("building the model now")  # a user's own progress line
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((28, 28, 1)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(128, activation="relu"),
+            tf.keras.layers.Dropout(0.2),
+            tf.keras.layers.Dense(10),
+        ]
+    )
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+"""
+
+
+@pytest.mark.subprocess
+def test_a_factorys_print_is_held_like_a_tests_output(tmp_path):
+    """The option check builds the factory's model at configure, outside any test's capture: what it prints is
+    held, shown when the check fails (exit 4) and live with -s, as pytest does with a test's output."""
+    (tmp_path / "printing.py").write_text(PRINTING_FACTORY)
+    said = "building the model now"
+
+    def pytest_run(*options):
+        command = [sys.executable, "-m", "pytest", "--health-model", "printing:build", "--health-devices=cpu"]
+        command += ["-p", "no:cacheprovider", "-q", "--collect-only", *options]
+        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=600)
+
+    held = pytest_run()
+    assert held.returncode == 0 and said not in held.stdout + held.stderr, held.stdout[-2000:]
+    shown = pytest_run("--health-frozen", "nothere")  # the check fails: what the factory said is shown
+    assert shown.returncode == 4 and said in shown.stderr and "nothere" in shown.stderr, shown.stderr[-2000:]
+    live = pytest_run("-s")
+    assert live.returncode == 0 and said in live.stdout, live.stdout[-2000:]

@@ -11,6 +11,8 @@ not use it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
@@ -109,7 +111,8 @@ def ensure_health_run(config) -> None:
         validate_options(config, model_checked_on_workers=True)
         return
     try:
-        validate_options(config)
+        with output_held(config):  # the contract check builds the user's model: its print()s
+            validate_options(config)
     except pytest.UsageError as err:
         if not hasattr(config, "workerinput"):
             raise
@@ -118,6 +121,23 @@ def ensure_health_run(config) -> None:
     from training_health.model import initial_weights
 
     initial_weights.use(config.getoption("health_initial_weights"))
+
+
+@contextlib.contextmanager
+def output_held(config):
+    """What the user's code prints (a factory's ``print()``) while the options are checked at configure, where no
+    test's capture runs: held as pytest holds a test's output, shown only if the check fails, and live with ``-s``."""
+    if config.getoption("capture", "fd") in ("no", "tee-sys"):
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held):
+            yield
+    except BaseException:
+        if held.getvalue():
+            sys.stderr.write(f"----- captured stdout while checking the options -----\n{held.getvalue()}\n")
+        raise
 
 
 PATH_OPTIONS = ("--health-mnist-path", "--health-probe-output", "--health-thresholds")
