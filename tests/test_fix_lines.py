@@ -8,7 +8,9 @@ the layer in words and gives the code that reaches it from the built model, nest
 """
 
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from fixtures.user_models import transfer_nested
@@ -29,6 +31,17 @@ def test_a_setting_is_spelt_as_where_the_run_started():
         assert setting("steps", 100) == "steps=100"
         assert frozen_declaration() == "frozen="
     assert frozen_declaration() == "--health-frozen or the health_frozen marker"  # restored on leaving
+
+
+def test_a_dataset_batch_note_names_the_keyword_in_a_fixture_run():
+    """A tf.data.Dataset batched by 64, checked at 128 through health_check: the note says ``batch_size=64``."""
+    from training_health.checks.data_checks import _dataset_batch_not_used
+
+    data = SimpleNamespace(dataset_batch=64, train_labels=np.zeros(6000), source="load()")
+    run = SimpleNamespace(data=data, config=SimpleNamespace(batch_size=128))
+    assert "Give --health-batch-size 64 to" in _dataset_batch_not_used(run)[0]
+    with settings_spelt(KEYWORDS):
+        assert "Give batch_size=64 to" in _dataset_batch_not_used(run)[0]
 
 
 def test_a_frozen_base_is_fixed_with_keywords_and_code_that_unfreezes_it(tmp_path):

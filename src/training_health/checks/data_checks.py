@@ -24,6 +24,7 @@ from training_health.model.input_layers import (  # noqa: F401
     never_adapted_normalization,
     scales_its_inputs,
 )
+from training_health.settings import setting
 
 # The loss at step 0 over what an untrained model gives (cross-entropy of logits with the measured spread:
 # ln C / ln 2 as it goes to 0; for MSE the targets against outputs uncorrelated with them). Calibrated with
@@ -140,8 +141,8 @@ def _dataset_batch_not_used(run: RunContext) -> list[str]:
         return []
     return [
         f"{run.data.source} is a tf.data.Dataset batched by {batch}, but this check trained with batches of {used} "
-        f"(--health-batch-size; a Dataset's batches are read as examples). Give --health-batch-size {batch} to "
-        "check your training's batch size"
+        f"(a Dataset's batches are read as examples). Give {setting('batch-size', batch)} to check your training's "
+        "batch size"
     ]
 
 
