@@ -14,11 +14,14 @@ import pytest
 
 from fixtures.healthy_models._data import one_hot
 from fixtures.user_models import not_learning
+from training_health.checks.calibrate import bounds, render
 from training_health.checks.diagnosis import never_updated_fixes
-from training_health.checks.loss_curve import collapsed_schedule, not_learning_cause
+from training_health.checks.loss_curve import SCHEDULE_COLLAPSED, collapsed_schedule, not_learning_cause
 from training_health.checks.run_checks import RUN_CHECKS, run_check_names
+from training_health.checks.thresholds import load_thresholds
 from training_health.errors import HealthCheckError
 from training_health.own_tests import check_training, train
+from training_health.probe.training_probe import callable_label
 
 run_check_names()  # registers every run check
 
@@ -69,6 +72,44 @@ def test_a_collapsing_schedule_whose_loss_fell_never_passes_silently():
         fell = "the loss fell, but the learning-rate schedule collapsed: ExponentialDecay took the rate from 0.01"
         assert said.startswith(fell) and "a longer training learns nothing after the first steps" in said, said
     assert "fix: raise ExponentialDecay's decay_steps=1" in said and "raise the learning rate" not in said, said
+
+
+def calibrated_for(model, healthy_traj, tmp_path):
+    """A thresholds file as ``python -m training_health.checks.calibrate --model`` writes it (its bounds and margins),
+    from one run of the healthy twin, labelled for ``model``: the bounds a user calibrated for their factory before
+    its schedule's decay_steps changed."""
+    config = dataclasses.replace(healthy_traj.config, model=callable_label(model))
+    path = tmp_path / f"{model.__name__}.toml"
+    path.write_text(render(bounds({"default": [healthy_traj]}, ["default"]), "test", config, [0], "one_hot"))
+    return load_thresholds(path)
+
+
+def test_every_row_that_moved_too_little_in_a_collapsed_run_names_the_schedule(tmp_path):
+    """One premise for the run and its layers: with bounds calibrated for the model (its healthy schedule moves the
+    kernels 0.23-0.47 and the biases 0.028-0.092 in 30 steps, seeds 0-2; the collapsed one 0.018-0.044 and
+    0.0036-0.012), every weight misses its minimum. The kernels' rows said "updates too small ... raise the learning
+    rate from 0.001 to ~1 (Adam)" and the zero-initialized biases' "no single cause stands out"; each now names the
+    schedule with loss_decreases' own fix (diagnosis.schedule_collapsed). The healthy schedule passes the same
+    bounds at another seed."""
+    healthy = run_of(not_learning.decay_reasonable, one_hot).trajectory
+    check_training(
+        not_learning.decay_reasonable,
+        data=one_hot,
+        seed=1,
+        thresholds=calibrated_for(not_learning.decay_reasonable, healthy, tmp_path),
+        pictures=None,
+    )
+    thresholds = calibrated_for(not_learning.decay_collapsed, healthy, tmp_path)
+    with pytest.raises(HealthCheckError) as caught:
+        check_training(not_learning.decay_collapsed, data=one_hot, thresholds=thresholds, pictures=None)
+    rows = caught.value.offenders
+    _, fix = collapsed_schedule(run_of(not_learning.decay_collapsed, one_hot).trajectory)
+    assert {row.name for row in rows} == set(healthy.parameters), rows  # kernels and zero-initialized biases
+    for row in rows:
+        assert row.cause.title == SCHEDULE_COLLAPSED and row.cause.fixes == (fix,), row
+        assert "ExponentialDecay took the rate from 0.001 at step 0" in row.cause.evidence[0], row
+    message = str(caught.value)
+    assert "fix: raise ExponentialDecay's decay_steps=1" in message and "raise the learning rate" not in message
 
 
 def test_a_reasonable_schedule_passes():

@@ -426,6 +426,7 @@ def never_updated_weights(traj, frozen=()) -> tuple[str, str] | None:
 # loss 2.306 -> 2.283); its fixed twin decay_steps=10000, decay_rate=0.9 ends at 0.9997x and passes. "Raise the
 # learning rate to ~0.01" (the old fix line) passed at TF 2.21 while the rate was still ~1e-11 by step 30.
 SCHEDULE_COLLAPSE = 0.1
+SCHEDULE_COLLAPSED = "learning-rate schedule collapsed"  # the cause's title, per-layer rows too (diagnosis.py)
 
 
 def collapsed_schedule(traj) -> tuple[str, str] | None:
@@ -439,7 +440,7 @@ def collapsed_schedule(traj) -> tuple[str, str] | None:
     settings = getattr(facts, "schedule_settings", None) or {}
     n, first, last = rates.size, float(rates[0]), float(rates[-1])
     cause = (
-        f"learning-rate schedule collapsed: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
+        f"{SCHEDULE_COLLAPSED}: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
         f"{n - 1} ({first / last:.2g}x lower): its {n} steps had, together, the rate of {rates.sum() / first:.2g} "
         "steps at the starting rate; a larger starting rate only hides the collapse"
     )
