@@ -150,6 +150,30 @@ def test_a_declared_freeze_passes_and_is_no_cause():
     assert not cause.startswith("weights never updated") and "ratio 0 " not in cause, cause
 
 
+def test_a_frozen_untrained_base_under_a_pooling_head_is_named_as_the_cause():
+    """The Keras guide "Transfer learning & fine-tuning", phase 1 with its own head (GlobalAveragePooling2D ->
+    Dropout(0.2) -> Dense) on a base that was never trained, the freeze declared. Not a false alarm: the loss and
+    the test accuracy stay at chance in 30 steps over seeds 0-2 (checks/loss_curve.py, frozen_untrained_base: the
+    measurement), so both failing checks stay red, but their cause was "no single cause stands out" / "a bug in
+    the model or in the loss". They name the frozen random base and the fix; the fix applied passes."""
+    probe = run_of(not_learning.frozen_random_base_pooled, one_hot, batch_size=64).trajectory
+    with pytest.raises(HealthCheckError) as caught:
+        check_training(
+            not_learning.frozen_random_base_pooled,
+            data=one_hot,
+            batch_size=64,
+            frozen=frozen_layers(probe),
+            pictures=None,
+        )
+    message = str(caught.value)
+    assert [block.split(":")[0] for block in message.split("\n\n")] == ["loss_decreases", "overfit_batch"], message
+    named = "likely cause: features from a frozen base that was never trained: " + ", ".join(frozen_layers(probe))
+    assert message.count(named) == 2 and "the factory built with seed 1 gives them other values" in message, message
+    fix = "fix: load the base's trained weights before freezing it"
+    assert message.count(fix) == 2 and "base.trainable = True" in message and "no single cause" not in message
+    check_training(not_learning.random_base_pooled_trained, data=one_hot, batch_size=64, pictures=None)
+
+
 def test_a_train_step_updating_the_last_layer_only_names_the_left_out_weights():
     run = run_of(not_learning.build_quickstart, None, not_learning.train_step_last_layer_only, batch_size=32)
     traj = run.trajectory
