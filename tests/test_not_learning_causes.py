@@ -14,11 +14,14 @@ import pytest
 
 from fixtures.healthy_models._data import one_hot
 from fixtures.user_models import not_learning
+from training_health.checks.calibrate import bounds, render
 from training_health.checks.diagnosis import never_updated_fixes
-from training_health.checks.loss_curve import collapsed_schedule, not_learning_cause
+from training_health.checks.loss_curve import SCHEDULE_COLLAPSED, collapsed_schedule, not_learning_cause
 from training_health.checks.run_checks import RUN_CHECKS, run_check_names
+from training_health.checks.thresholds import load_thresholds
 from training_health.errors import HealthCheckError
 from training_health.own_tests import check_training, train
+from training_health.probe.training_probe import callable_label
 
 run_check_names()  # registers every run check
 
@@ -71,6 +74,44 @@ def test_a_collapsing_schedule_whose_loss_fell_never_passes_silently():
     assert "fix: raise ExponentialDecay's decay_steps=1" in said and "raise the learning rate" not in said, said
 
 
+def calibrated_for(model, healthy_traj, tmp_path):
+    """A thresholds file as ``python -m training_health.checks.calibrate --model`` writes it (its bounds and margins),
+    from one run of the healthy twin, labelled for ``model``: the bounds a user calibrated for their factory before
+    its schedule's decay_steps changed."""
+    config = dataclasses.replace(healthy_traj.config, model=callable_label(model))
+    path = tmp_path / f"{model.__name__}.toml"
+    path.write_text(render(bounds({"default": [healthy_traj]}, ["default"]), "test", config, [0], "one_hot"))
+    return load_thresholds(path)
+
+
+def test_every_row_that_moved_too_little_in_a_collapsed_run_names_the_schedule(tmp_path):
+    """One premise for the run and its layers: with bounds calibrated for the model (its healthy schedule moves the
+    kernels 0.23-0.47 and the biases 0.028-0.092 in 30 steps, seeds 0-2; the collapsed one 0.018-0.044 and
+    0.0036-0.012), every weight misses its minimum. The kernels' rows said "updates too small ... raise the learning
+    rate from 0.001 to ~1 (Adam)" and the zero-initialized biases' "no single cause stands out"; each now names the
+    schedule with loss_decreases' own fix (diagnosis.schedule_collapsed). The healthy schedule passes the same
+    bounds at another seed."""
+    healthy = run_of(not_learning.decay_reasonable, one_hot).trajectory
+    check_training(
+        not_learning.decay_reasonable,
+        data=one_hot,
+        seed=1,
+        thresholds=calibrated_for(not_learning.decay_reasonable, healthy, tmp_path),
+        pictures=None,
+    )
+    thresholds = calibrated_for(not_learning.decay_collapsed, healthy, tmp_path)
+    with pytest.raises(HealthCheckError) as caught:
+        check_training(not_learning.decay_collapsed, data=one_hot, thresholds=thresholds, pictures=None)
+    rows = caught.value.offenders
+    _, fix = collapsed_schedule(run_of(not_learning.decay_collapsed, one_hot).trajectory)
+    assert {row.name for row in rows} == set(healthy.parameters), rows  # kernels and zero-initialized biases
+    for row in rows:
+        assert row.cause.title == SCHEDULE_COLLAPSED and row.cause.fixes == (fix,), row
+        assert "ExponentialDecay took the rate from 0.001 at step 0" in row.cause.evidence[0], row
+    message = str(caught.value)
+    assert "fix: raise ExponentialDecay's decay_steps=1" in message and "raise the learning rate" not in message
+
+
 def test_a_reasonable_schedule_passes():
     """The Keras docs' decay_steps=10000, decay_rate=0.9: 0.9997x over 30 steps, every check passes."""
     traj = check_training(not_learning.decay_reasonable, data=one_hot, pictures=None)
@@ -107,6 +148,30 @@ def test_a_declared_freeze_passes_and_is_no_cause():
     run = dataclasses.replace(run, frozen=tuple(frozen_layers(run.trajectory)))
     cause, _ = not_learning_cause(run.trajectory, np.asarray(run.trajectory.loss), run.frozen)
     assert not cause.startswith("weights never updated") and "ratio 0 " not in cause, cause
+
+
+def test_a_frozen_untrained_base_under_a_pooling_head_is_named_as_the_cause():
+    """The Keras guide "Transfer learning & fine-tuning", phase 1 with its own head (GlobalAveragePooling2D ->
+    Dropout(0.2) -> Dense) on a base that was never trained, the freeze declared. Not a false alarm: the loss and
+    the test accuracy stay at chance in 30 steps over seeds 0-2 (checks/loss_curve.py, frozen_untrained_base: the
+    measurement), so both failing checks stay red, but their cause was "no single cause stands out" / "a bug in
+    the model or in the loss". They name the frozen random base and the fix; the fix applied passes."""
+    probe = run_of(not_learning.frozen_random_base_pooled, one_hot, batch_size=64).trajectory
+    with pytest.raises(HealthCheckError) as caught:
+        check_training(
+            not_learning.frozen_random_base_pooled,
+            data=one_hot,
+            batch_size=64,
+            frozen=frozen_layers(probe),
+            pictures=None,
+        )
+    message = str(caught.value)
+    assert [block.split(":")[0] for block in message.split("\n\n")] == ["loss_decreases", "overfit_batch"], message
+    named = "likely cause: features from a frozen base that was never trained: " + ", ".join(frozen_layers(probe))
+    assert message.count(named) == 2 and "the factory built with seed 1 gives them other values" in message, message
+    fix = "fix: load the base's trained weights before freezing it"
+    assert message.count(fix) == 2 and "base.trainable = True" in message and "no single cause" not in message
+    check_training(not_learning.random_base_pooled_trained, data=one_hot, batch_size=64, pictures=None)
 
 
 def test_a_train_step_updating_the_last_layer_only_names_the_left_out_weights():

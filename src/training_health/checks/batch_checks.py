@@ -74,7 +74,7 @@ def check_overfit_batch(run: RunContext) -> list[str]:
             f"{HEALTHY_MAX_STEPS} steps. It learns, so this is not a failure; a slow start (a plateau at chance) "
             f"often ends after more steps: give {setting('steps', 100)} to see the run leave it"
         ]
-    cause, fix = _cause(run.trajectory, run.frozen)
+    cause, fix = _cause(run)
     if _too_slow_to_judge(run.trajectory, fit, cause):
         return [
             f"the model learns {OVERFIT_EXAMPLES} examples too slowly to judge in {fit['steps']} steps: {measured}; "
@@ -120,13 +120,14 @@ def _too_slow_to_judge(traj, fit: dict, cause: str) -> bool:
     return last < STILL_FALLING * before and last < FELL * curve[0]
 
 
-def _cause(traj, frozen=()) -> tuple[str, str]:
+def _cause(run: RunContext) -> tuple[str, str]:
     """The run's own measurements say why (the loss-curve diagnosis); a network that fits nothing is broken."""
-    from training_health.checks.loss_curve import not_learning_cause
+    from training_health.checks.loss_curve import frozen_untrained_base, not_learning_cause
 
-    cause, fix = not_learning_cause(traj, np.asarray(traj.loss, np.float64), frozen)
+    traj = run.trajectory
+    cause, fix = not_learning_cause(traj, np.asarray(traj.loss, np.float64), run.frozen)
     if cause.startswith("no single cause"):
-        return (
+        return frozen_untrained_base(run) or (
             "the model cannot represent or cannot reach even these 16 labels: a bug in the model (a layer "
             "that discards its input, a wrong activation on the output) or in the loss",
             "train the model alone on these 16 examples and look at what its logits do: they should "

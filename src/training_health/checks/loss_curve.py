@@ -31,6 +31,7 @@ plain SGD 0.5 0.659, plain SGD 2.0 to 1e24.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -139,6 +140,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
             f"A slow start (a plateau at chance) or labels unrelated to the inputs; give "
             f"{setting('steps', decides)} to tell them apart"
         ]
+    if cause.startswith("no single cause"):
+        cause, fix = frozen_untrained_base(run) or (cause, fix)
     raise HealthCheckError(
         f"loss_decreases: the network is not learning: {'; '.join(problems)}\n"
         f"  context: {traj.config.context()}\n"
@@ -427,6 +430,7 @@ def never_updated_weights(traj, frozen=()) -> tuple[str, str] | None:
 # loss 2.306 -> 2.283); its fixed twin decay_steps=10000, decay_rate=0.9 ends at 0.9997x and passes. "Raise the
 # learning rate to ~0.01" (the old fix line) passed at TF 2.21 while the rate was still ~1e-11 by step 30.
 SCHEDULE_COLLAPSE = 0.1
+SCHEDULE_COLLAPSED = "learning-rate schedule collapsed"  # the cause's title, per-layer rows too (diagnosis.py)
 
 
 def collapsed_schedule(traj) -> tuple[str, str] | None:
@@ -440,7 +444,7 @@ def collapsed_schedule(traj) -> tuple[str, str] | None:
     settings = getattr(facts, "schedule_settings", None) or {}
     n, first, last = rates.size, float(rates[0]), float(rates[-1])
     cause = (
-        f"learning-rate schedule collapsed: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
+        f"{SCHEDULE_COLLAPSED}: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
         f"{n - 1} ({first / last:.2g}x lower): its {n} steps had, together, the rate of {rates.sum() / first:.2g} "
         "steps at the starting rate; a larger starting rate only hides the collapse"
     )
@@ -462,6 +466,70 @@ def collapsed_schedule(traj) -> tuple[str, str] | None:
             f"set {name}{f' ({shown})' if shown else ''} so the rate decays over the whole training, not within "
             f"{n} steps, or train with a constant rate of {first:.3g}"
         )
+    return cause, fix
+
+
+# A frozen base that was never trained (the Keras "Transfer learning & fine-tuning" guide's phase 1 with the base's
+# random initial weights, not loaded ones), under the guide's own head, GlobalAveragePooling2D -> Dropout(0.2) ->
+# Dense(10, softmax), Adam 1e-3, batch 64 (fixtures/user_models/not_learning.py: frozen_random_base_pooled), the
+# freeze declared. Measured 2026-12-06, TF 2.21, real MNIST: own_tests.train(the factory, one_hot, None, steps, 64,
+# seed, ...), then model.evaluate on the first 2000 test images before and after. 30 steps, seeds 0/1/2: loss
+# (mean of the first / last 5 steps) 2.302 -> 2.304, 2.301 -> 2.304, 2.303 -> 2.300; test accuracy 0.109 -> 0.109,
+# 0.087 -> 0.087, 0.085 -> 0.100. 300 steps: loss -> 2.272, 2.278, 2.277; accuracy 0.094, 0.100, 0.191. It does not
+# learn within the run's steps, so red is right; the cause was "no single cause stands out". What the head gets:
+# 64 pooled features whose spread over images is ~0.007 on a mean of ~0.04, 76-86% of it along one direction (the
+# amount of ink); a linear classifier on them, trained 30 epochs of 20000 images at Adam 1e-2, reaches 0.55-0.61
+# (0.83-0.85 standardized): the information is there, far beyond these steps. The fix, measured the same way (30
+# steps, seeds 0-2, every check passes): the base trained with the head (base.trainable = True: test accuracy
+# 0.12-0.13 after 30 steps), or the base trained first (200 steps on other MNIST images) and then frozen.
+def frozen_untrained_base(run: RunContext) -> tuple[str, str] | None:
+    """(cause, fix) when the weights the run left unchanged (declared frozen, or trainable=False) are random: the
+    factory built with another seed gives them other values, so they come from an initializer, not from a
+    training or a weights file, while the weights after them moved. Asked only when the run did not learn and
+    no other measurement explains it; None for a model given as an object (no factory to build another)."""
+    from training_health.checks.diagnosis import TYPICAL_UPDATE_RATIO, update_ratio
+    from training_health.checks.health_checks import declared_frozen
+    from training_health.model.user_model import SEED_MODEL, layer_of, named_parameters
+    from training_health.probe.training_probe import OBJECT_PREFIX
+
+    traj = run.trajectory
+    frozen = [
+        p
+        for p in traj.parameters
+        if traj.change_norm.get(p) == 0 and (not traj.trainable.get(p, True) or declared_frozen(p, run.frozen))
+    ]
+    head = [p for p in traj.parameters if p not in frozen and traj.change_norm.get(p, 0.0) > 0]
+    kernels = [p for p in frozen if len(traj.shapes[p]) >= 2]
+    model = traj.config.model
+    if not kernels or not head or model == SEED_MODEL or model.startswith(OBJECT_PREFIX):
+        return None
+    other_seed = traj.config.seed + 1
+    try:
+        ours = named_parameters(run.trained_model())
+        other = named_parameters(dataclasses.replace(traj.config, seed=other_seed).build_model())
+        differ = [not np.array_equal(np.asarray(ours[k]), np.asarray(other[k])) for k in kernels]
+    except Exception:  # a factory that cannot build twice, or names that do not match: no evidence either way
+        return None
+    if not all(differ):
+        return None
+    layers = list(dict.fromkeys(layer_of(p) for p in frozen))
+    ratios = [r for p in head if len(traj.shapes[p]) >= 2 and (r := update_ratio(traj, p)) is not None]
+    moved = (
+        f" (median update/weight {float(np.median(ratios)):.2g} per step, typical {TYPICAL_UPDATE_RATIO:g})"
+        if ratios
+        else ""
+    )
+    cause = (
+        f"features from a frozen base that was never trained: {', '.join(layers)} ({len(frozen)} of "
+        f"{len(traj.parameters)} weights) are frozen at random values -- the factory built with seed {other_seed} "
+        f"gives them other values, so they come from an initializer, not from a training or a weights file; the "
+        f"weights after them moved{moved}, but what random frozen filters pass them does not separate the classes in "
+        f"{len(traj.loss)} steps"
+    )
+    fix = (
+        "load the base's trained weights before freezing it (weights='imagenet' for a keras.applications model, or "
+        "base.load_weights(path)), or train the base with the head (base.trainable = True)"
+    )
     return cause, fix
 
 

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from training_health.checks.diagnosis import adam_family, calibration_hint, learning_rate
+from training_health.checks.loss_curve import SCHEDULE_COLLAPSED
 from training_health.model.user_model import SEED_MODEL, layer_of
 
 CANCELLED = "bias cancelled by the normalization it feeds"
@@ -31,7 +32,15 @@ CANCELLED = "bias cancelled by the normalization it feeds"
 # minimum "out of reach" of the run's own steps says the bound does not fit this run, not that it is broken
 # (bug corpus softmax_one_unit_lr_too_low's twin: its first bias, zero-initialized, moved 4.6e-5 of a reach of
 # 1.8e-4 while the loss fell 0.251 -> 0.223).
-INCONCLUSIVE = ("no single cause stands out", "updates too small", "bound out of reach of the steps taken")
+# A collapsed schedule's rows replace "updates too small" / "no single cause" rows (diagnosis.schedule_collapsed) and
+# keep their severity: the run-level loss_decreases judges the schedule (red when the loss did not fall, a note
+# when it did).
+INCONCLUSIVE = (
+    "no single cause stands out",
+    "updates too small",
+    "bound out of reach of the steps taken",
+    SCHEDULE_COLLAPSED,
+)
 # The gradient-norm floor of a user's model is relative to its own run (thresholds.relative_grad_norm_bounds),
 # not borrowed: missing it is never downgraded.
 SLOW_METRICS = ("relative change", "absolute change (W0=0)")
