@@ -56,25 +56,12 @@ def test_model_option_from_the_command_line(tmp_path):
 
 
 PRINTING_FACTORY = """
-import tensorflow as tf
+from fixtures.healthy_models import quickstart_beginner
 
 
 def build(initializer, seed):
-    # The TensorFlow 2 quickstart for beginners' model (Flatten, Dense 128 relu, Dropout 0.2, Dense 10 logits).
     print("building the model now")  # a user's own progress line
-    tf.keras.utils.set_random_seed(seed)
-    model = tf.keras.Sequential(
-        [
-            tf.keras.Input((28, 28, 1)),
-            tf.keras.layers.Flatten(),
-            tf.keras.layers.Dense(128, activation="relu"),
-            tf.keras.layers.Dropout(0.2),
-            tf.keras.layers.Dense(10),
-        ]
-    )
-    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
-    return model
+    return quickstart_beginner.build(initializer, seed)  # the TF 2 quickstart for beginners' model
 """
 
 
@@ -88,7 +75,7 @@ def test_a_factorys_print_is_held_like_a_tests_output(tmp_path):
     def pytest_run(*options):
         command = [sys.executable, "-m", "pytest", "--health-model", "printing:build", "--health-devices=cpu"]
         command += ["-p", "no:cacheprovider", "-q", "--collect-only", *options]
-        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
         return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=600)
 
     held = pytest_run()
