@@ -7,6 +7,7 @@ layer's name is no Python attribute (``set sequential/conv2d_1.trainable = True`
 the layer in words and gives the code that reaches it from the built model, nested models too.
 """
 
+import contextlib
 import re
 from types import SimpleNamespace
 
@@ -60,3 +61,57 @@ def test_a_frozen_base_is_fixed_with_keywords_and_code_that_unfreezes_it(tmp_pat
     assert model_variables(model).frozen  # the base's four weights
     exec(fix.group(2), {"model": model})  # the printed code, as printed
     assert model_variables(model).frozen == [], fix.group(2)
+
+
+OWN_STEP = "train step mod:step (its own optimizer, loss and variable list)"  # tests/test_diagnosis_fixes.py
+
+
+@pytest.mark.parametrize(
+    "spelling, figure, bound",
+    [
+        (None, "--health-probe-output", "--health-min-relative-change"),  # pytest --health-model
+        (COMMAND_PREFIX, "--out", "--thresholds"),  # python -m training_health: figures in --out, no bound option
+        (KEYWORDS, "pictures=", "thresholds="),  # health_check / check_training: their keywords
+    ],
+)
+def test_a_diagnosis_fix_line_names_the_knob_of_where_the_run_started(spelling, figure, bound):
+    """Fixture and check_training runs were told "look at its figure (--health-probe-output)" and
+    "(--health-min-relative-change, or calibrate ...)": they take pictures= and thresholds=, no pytest option. The
+    trajectories are built by hand (tests/test_diagnosis_fixes.py): a row no rule explains, and a bound of 50 that
+    the steps could not reach."""
+    from tests.test_diagnosis_fixes import trajectory
+    from training_health.checks.diagnosis import diagnose
+
+    traj = trajectory(OWN_STEP, None)
+    with settings_spelt(spelling) if spelling else contextlib.nullcontext():
+        unexplained = diagnose(traj, "hidden/kernel", check="moved", bound=2 * traj.relative_change("hidden/kernel"))
+        unreachable = diagnose(traj, "hidden/kernel", check="moved", bound=50.0)
+    assert unexplained.title == "no single cause stands out", unexplained
+    assert f"look at its figure ({figure}) and calibrate bounds" in str(unexplained), unexplained
+    assert unreachable.title == "bound out of reach of the steps taken", unreachable
+    assert f"({bound}, or calibrate bounds for this model" in str(unreachable), unreachable
+    if spelling:
+        assert "--health-" not in str(unexplained) + str(unreachable)
+
+
+def step_forgetting_its_loss(model, images, labels):
+    """A train step that never returns its loss (the contract: it returns the loss of the step)."""
+    model(images, training=True)
+
+
+def test_a_train_step_message_names_the_keyword_in_a_fixture_run():
+    """A step given to check_training that returns None was told "--health-train-step ... returned None"."""
+    with pytest.raises(TypeError) as caught:
+        check_training(
+            transfer_nested.build, data=transfer_nested.one_hot, train_step=step_forgetting_its_loss, pictures=None
+        )
+    assert f'train_step="{__name__}:step_forgetting_its_loss" returned None' in str(caught.value), caught.value
+
+
+def test_a_bad_mnist_path_names_the_keyword_in_a_fixture_run(tmp_path):
+    """check_training(mnist_path=...) pointing nowhere was told "The path comes from --health-mnist-path"."""
+    from training_health.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        check_training(transfer_nested.build, mnist_path=tmp_path / "nowhere", pictures=None)
+    assert "The path comes from mnist_path=" in str(caught.value) and "--health-" not in str(caught.value)

@@ -191,3 +191,37 @@ def test_the_same_train_step_updating_every_weight_passes():
     check_training(
         not_learning.build_quickstart, train_step=not_learning.train_step, batch_size=32, pictures=None
     )  # raises with the verdict if any check fails
+
+
+def test_a_frozen_base_with_the_same_weights_in_every_build_is_not_called_untrained(tmp_path):
+    """frozen_untrained_base names a frozen base "never trained" only when a build with another seed gives it other
+    values. The guide's phase 1 on a base loaded from a weights file (base.load_weights) has the same frozen
+    weights in every build: whatever the run's verdict, that cause is not drawn."""
+    from training_health.checks.loss_curve import frozen_untrained_base
+
+    weights = tmp_path / "base.weights.h5"
+    not_learning._frozen_base(7).save_weights(str(weights))  # a base saved once; every build loads it
+    factory = not_learning.base_from_weights_pooled(str(weights))
+    run = run_of(factory, one_hot, batch_size=64)
+    assert len(frozen_layers(run.trajectory)) == 2 and frozen_untrained_base(run) is None  # the base, loaded
+    try:
+        RUN_CHECKS["loss_decreases"](run)
+    except HealthCheckError as err:
+        assert "never trained" not in str(err), err
+
+
+def test_every_row_of_an_sgd_run_whose_schedule_collapsed_names_the_schedule(tmp_path):
+    """SGD on the Keras docs' ExponentialDecay with the bug decay_steps=1, decay_rate=0.5, bounds calibrated for its
+    healthy twin (decay_steps=10000, decay_rate=0.9). SGD's reach is measured from the steps it took, and a
+    collapsed schedule shrank those steps: conv2d_1/kernel's row said "bound out of reach of the steps taken"
+    (TF 2.21: bound 0.0027, 3.2x the 0.00086 its shrunken steps could reach) instead of naming the schedule."""
+    healthy = run_of(not_learning.decay_reasonable_sgd, one_hot).trajectory
+    thresholds = calibrated_for(not_learning.decay_collapsed_sgd, healthy, tmp_path)
+    with pytest.raises(HealthCheckError) as caught:
+        check_training(not_learning.decay_collapsed_sgd, data=one_hot, thresholds=thresholds, pictures=None)
+    rows = caught.value.offenders
+    assert {row.name for row in rows} == set(healthy.parameters), rows  # each weight misses its bound
+    for row in rows:
+        assert row.cause.title == SCHEDULE_COLLAPSED, row
+        assert "ExponentialDecay took the rate from 0.01 at step 0" in row.cause.evidence[0], row
+    assert "out of reach" not in str(caught.value), caught.value

@@ -115,6 +115,7 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
         train_step=callable_label(train_step) if callable(train_step) else train_step,
         train_step_function=train_step if callable(train_step) else None,
         caller=caller,
+        data_spec=data_spec_of(data),
     )
     built = config.build_model() if is_factory else model
     check_built_model(built, training_data(data, mnist_path), config.model, config.train_step, "data")
@@ -128,6 +129,19 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
 
     run = RunContext(traj, training_data(data, mnist_path), thresholds, lambda: built, fresh_model)
     return traj, run
+
+
+def data_spec_of(data) -> str | None:
+    """``data`` as a command names it (the calibrate command of a fix line): None for MNIST, ``MODULE:FUNCTION``
+    for a module-level function, else an ``object:`` label: arrays or a nested function no command can name."""
+    from training_health.model.user_model import importable_label
+    from training_health.probe.training_probe import OBJECT_PREFIX
+
+    if data is None or type(data).__name__ == "Mnist":
+        return None
+    if callable(data):
+        return importable_label(data) or f"{OBJECT_PREFIX}{getattr(data, '__qualname__', type(data).__name__)}"
+    return f"{OBJECT_PREFIX}{type(data).__name__}"
 
 
 _DATA_CACHE: dict = {}

@@ -194,10 +194,20 @@ def settings_spelt(spelling: str):
         _SPELLING.reset(token)
 
 
+# A plugin option that another entry point names otherwise, or has not: the knob that does its job there (named
+# without a value). The main job writes its figures to --out; check_training / health_check take pictures=; a
+# bound is changed there through the thresholds given (thresholds= / --thresholds).
+_KNOB_ELSEWHERE = {
+    "probe-output": {KEYWORDS: "pictures", COMMAND_PREFIX: "out"},
+    "min-relative-change": {KEYWORDS: "thresholds", COMMAND_PREFIX: "thresholds"},
+}
+
+
 def setting(name: str, value=None) -> str:
     """A setting as the user changes it here: ``--health-frozen conv2d`` (pytest), ``--frozen conv2d`` (the main
     job), ``frozen="conv2d"`` (``health_check`` / ``check_training``); without ``value``, its name alone."""
     spelling = _SPELLING.get()
+    name = _KNOB_ELSEWHERE.get(name, {}).get(spelling, name)
     if spelling == KEYWORDS:
         keyword = name.replace("-", "_")
         return f"{keyword}=" + ("" if value is None else f'"{value}"' if isinstance(value, str) else str(value))

@@ -31,6 +31,7 @@ from training_health.model.optimizer import Adam, AdamConfig
 from training_health.model.recipe import SUITE_OPTIMIZER, Recipe, keras_recipe
 from training_health.model.user_model import resolve_callable
 from training_health.model.variables import tf_variable
+from training_health.settings import setting
 
 TRAIN_STEP_OPTION = "--health-train-step"
 TRAIN_STEP_SIGNATURE = "(model, images, labels)"
@@ -173,10 +174,10 @@ def user_train_step(model, weights: dict, trainable: dict, function: Callable, s
             tape.watch(watched)
             loss = function(model, images, labels)
         if loss is None:
-            raise TypeError(f"{TRAIN_STEP_OPTION} {spec} returned None: it must return the loss of the step")
+            raise TypeError(f"{setting('train-step', spec)} returned None: it must return the loss of the step")
         loss = tf.convert_to_tensor(loss)
         if loss.shape.rank:
-            raise TypeError(f"{TRAIN_STEP_OPTION} {spec} returned a loss of shape {loss.shape}, not a scalar")
+            raise TypeError(f"{setting('train-step', spec)} returned a loss of shape {loss.shape}, not a scalar")
         return tf.cast(loss, tf.float32), tape.gradient(loss, watched)
 
     facts = keras_recipe(optimizers[0], None) if len(optimizers) == 1 else Recipe(optimizer=None)
@@ -203,7 +204,7 @@ def training_step(model, weights: dict, trainable: dict, train_step, learning_ra
         label = f"{getattr(train_step, '__module__', '?')}:{getattr(train_step, '__qualname__', 'step')}"
         return user_train_step(model, weights, trainable, train_step, label)
     if train_step:
-        function = resolve_callable(train_step, TRAIN_STEP_OPTION, TRAIN_STEP_SIGNATURE)
+        function = resolve_callable(train_step, setting("train-step"), TRAIN_STEP_SIGNATURE)
         return user_train_step(model, weights, trainable, function, train_step)
     if keras_training.is_compiled(model):
         return keras_recipe_step(model, weights, trainable)
@@ -219,7 +220,7 @@ def explain_variable_creation(err: Exception, train_step: str | None) -> TrainSt
     """What to tell the user when a step created variables inside the compiled loop (TF forbids it), used an
     optimizer built for another model's variables that the suite could not find to reset, or computed its loss
     where no gradient reaches a variable; None for other errors (they keep their traceback)."""
-    where = f"{TRAIN_STEP_OPTION} {train_step}" if train_step else "the model's training step"
+    where = setting("train-step", train_step) if train_step else "the model's training step"
     if "No gradients provided for any variable" in str(err):  # Keras 3 and Keras 2 say it alike
         return TrainStepError(
             f"{where}: no gradient reaches any variable (TensorFlow: 'No gradients provided for any variable'): the "

@@ -47,6 +47,15 @@ def import_from_here(module_name: str):
         return importlib.import_module(module_name)
 
 
+def importable_label(function) -> str | None:
+    """``MODULE:FUNCTION`` naming ``function`` for a command (calibrate's ``--model``/``--data``), or None when no
+    command can import it: a nested function or lambda, a method, a script's ``__main__``, any other object."""
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not module or module == "__main__" or not name.isidentifier():
+        return None
+    return f"{module}:{name}" if getattr(sys.modules.get(module), name, None) is function else None
+
+
 def resolve_callable(spec: str, option: str, signature: str) -> Callable:
     """Import ``MODULE:FUNCTION`` and check it is callable with ``signature``'s positional arity."""
     module_name, sep, function_name = spec.partition(":")
