@@ -16,8 +16,9 @@ from fixtures.healthy_models._data import one_hot
 from fixtures.user_models import not_learning
 from training_health.checks.calibrate import bounds, render
 from training_health.checks.diagnosis import never_updated_fixes
-from training_health.checks.loss_curve import SCHEDULE_COLLAPSED, collapsed_schedule, not_learning_cause
+from training_health.checks.loss_curve import not_learning_cause
 from training_health.checks.run_checks import RUN_CHECKS, run_check_names
+from training_health.checks.schedule import SCHEDULE_COLLAPSED, collapsed_schedule
 from training_health.checks.thresholds import load_thresholds
 from training_health.errors import HealthCheckError
 from training_health.own_tests import check_training, train

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from training_health.checks.diagnosis import adam_family, calibration_hint, learning_rate
-from training_health.checks.loss_curve import SCHEDULE_COLLAPSED
+from training_health.checks.schedule import SCHEDULE_COLLAPSED
 from training_health.model.user_model import SEED_MODEL, layer_of
 
 CANCELLED = "bias cancelled by the normalization it feeds"

@@ -17,7 +17,7 @@ class Recipe:
     learning_rate: float | None = None  # at the first step; None when the suite cannot read it
     schedule: str | None = None  # the learning-rate schedule's class, when the rate follows one
     # The schedule's own settings (its get_config(), numbers and strings only), e.g. {"decay_steps": 1, ...}:
-    # what a fix names when the schedule is what went wrong (checks/loss_curve.py, collapsed_schedule).
+    # what a fix names when the schedule is what went wrong (checks/schedule.py, collapsed_schedule).
     schedule_settings: dict | None = None
     epsilon: float | None = None  # Adam-family optimizers: the epsilon in lr * m / (sqrt(v) + epsilon)
     momentum: float | None = None  # SGD / RMSprop momentum, when set
