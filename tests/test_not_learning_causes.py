@@ -56,6 +56,16 @@ def test_a_schedule_that_collapses_is_named_with_its_own_setting():
     assert "raise the learning rate" not in message, message
 
 
+def test_a_schedule_that_reaches_zero_is_named_not_divided_by():
+    """CosineDecay(1e-3, decay_steps=3) ends at exactly 0 from step 3: the cause said "(1e-3 / 0)x lower" and raised
+    ZeroDivisionError, a traceback instead of a verdict (a fifth user, pytest and health_check alike)."""
+    run = run_of(not_learning.cosine_decay_to_zero, one_hot)
+    assert run.trajectory.learning_rates[-1] == 0.0, run.trajectory.learning_rates
+    message = loss_decreases_failure(run)
+    assert "CosineDecay took the rate from 0.001 at step 0 to 0 at step 29 (none left)" in message, message
+    assert "fix: raise CosineDecay's decay_steps=3 to the steps the decay should span" in message, message
+
+
 def test_a_collapsing_schedule_whose_loss_fell_never_passes_silently():
     """The old fix line applied (ExponentialDecay from 1e-2, decay_steps=1): the loss falls in the first steps and
     passed silently at TF 2.21. Its fall is on the edge of the bound (TF 2.21: passes, a note naming the schedule, as

@@ -25,9 +25,10 @@ def collapsed_schedule(traj) -> tuple[str, str] | None:
     name = getattr(facts, "schedule", None) or "the learning-rate schedule"
     settings = getattr(facts, "schedule_settings", None) or {}
     n, first, last = rates.size, float(rates[0]), float(rates[-1])
+    lower = f"{first / last:.2g}x lower" if last > 0 else "none left"  # CosineDecay ends at 0 by default
     cause = (
         f"{SCHEDULE_COLLAPSED}: {name} took the rate from {first:.3g} at step 0 to {last:.2g} at step "
-        f"{n - 1} ({first / last:.2g}x lower): its {n} steps had, together, the rate of {rates.sum() / first:.2g} "
+        f"{n - 1} ({lower}): its {n} steps had, together, the rate of {rates.sum() / first:.2g} "
         "steps at the starting rate; a larger starting rate only hides the collapse"
     )
     span = next((k for k in settings if k.endswith("decay_steps")), None)  # decay_steps, first_decay_steps
