@@ -122,6 +122,29 @@ def keras_fit_step(model, weights: dict, trainable: dict):
     return run
 
 
+def loss_reads_through_the_activation(model, images, labels) -> tuple[float, float] | None:
+    """The compiled loss on the model's outputs, and on the same values as a plain tensor, in one graph call; None
+    for a model that is not compiled. Keras' cross-entropies read the logits under a softmax/sigmoid output
+    themselves (the ``_keras_logits`` the activation leaves on its output, or the graph's ``Softmax``/``Sigmoid``
+    op; Keras 2.15 and 3 alike), whatever ``from_logits`` says: the two values then differ. Equal values mean
+    the loss applies its own activation to whatever the model outputs."""
+    if not is_compiled(model):
+        return None
+    kind = losses.loss_kind(model)
+    images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
+
+    @tf.function(autograph=False)
+    def both():
+        outputs = model(images, training=False)
+        targets = losses.targets_for_loss(kind, labels, outputs)
+        plain = tf.identity(outputs)  # a new op: no Keras attribute, no Softmax/Sigmoid op type
+        as_trained = model.compute_loss(x=images, y=targets, y_pred=outputs)
+        return as_trained, model.compute_loss(x=images, y=targets, y_pred=plain)
+
+    as_trained, plain = both()
+    return float(as_trained), float(plain)
+
+
 def scale_loss(optimizer, loss):
     if hasattr(optimizer, "get_scaled_loss"):  # Keras 2 LossScaleOptimizer
         return optimizer.get_scaled_loss(loss)
