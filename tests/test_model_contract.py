@@ -36,7 +36,15 @@ CASES = {
     ),
     "five_outputs": (
         ["--health-model", f"{BAD}:five_outputs"],
-        ["returns logits [16, 5] but the labels of MNIST", "go up to 9: the last layer needs 10 outputs"],
+        ["returns outputs [16, 5] but the labels of MNIST", "go up to 9: the last layer needs 10 outputs"],
+    ),
+    "one_sigmoid_categorical": (
+        ["--health-model", f"{BAD_DATA}:one_sigmoid_categorical", "--health-data", f"{HEADS}:zero_vs_rest_data"],
+        [
+            "returns outputs [16, 1] but the labels of",
+            "the last layer needs 2 outputs, one per class; or, for a yes/no "
+            "label and one sigmoid output, compile loss='binary_crossentropy'",
+        ],
     ),
     "factory_without_arguments": (
         ["--health-model", f"{BAD}:takes_no_arguments"],

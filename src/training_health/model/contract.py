@@ -217,9 +217,18 @@ def _check_class_outputs(kind, logits: np.ndarray, batch: int, data, returns: st
         return  # one-hot rows checked above; other forms are reported by _check_labels
     classes = data.num_classes
     if width < classes:
+        # One output for two classes: a yes/no label, which a categorical loss cannot read (a fifth user's
+        # imbalanced-data MLP compiled with categorical_crossentropy was told only to add an output).
+        binary = (
+            f"; or, for a yes/no label and one sigmoid output, compile loss='binary_crossentropy' ({kind.name} "
+            "needs one output per class)"
+            if width == 1 and classes == 2
+            else ""
+        )
         raise ContractError(
-            f"{returns} logits [{batch}, {width}] but the labels of {data.source} go up to "
-            f"{classes - 1}: the last layer needs {classes} outputs, one per class{_counted_from_one(data, width)}"
+            f"{returns} outputs [{batch}, {width}] but the labels of {data.source} go up to "
+            f"{classes - 1}: the last layer needs {classes} outputs, one per class{binary}"
+            f"{_counted_from_one(data, width)}"
         )
 
 
