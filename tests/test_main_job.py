@@ -88,3 +88,25 @@ def test_outside_the_main_job_a_crashing_check_propagates(monkeypatch):
     monkeypatch.setattr(run_checks, "RUN_CHECK_MODULES", ())
     with pytest.raises(ZeroDivisionError):
         run_checks.run_every_check(run_checks.RunContext(None, None, None, lambda: None, lambda: None))
+
+
+@pytest.mark.subprocess
+def test_a_train_step_without_a_model_is_one_usage_error(tmp_path):
+    """As in the plugin (tests/test_bad_options.py): the step trains the model it was written for, which only
+    --model gives; refused before its module is imported (there is none here) and before any training."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "training_health", "--train-step", "mysteps:train_step", "--out", "out"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stderr.count("--train-step mysteps:train_step without --model: a train step trains the model") == 1
+    assert "Give --model MODULE:FUNCTION" in result.stderr and "--health-" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_calibrate_refuses_a_train_step_without_a_model(capsys):
+    from training_health.checks import calibrate
+
+    with pytest.raises(SystemExit) as exited:
+        calibrate.main(["--train-step", "mysteps:train_step", "--seeds", "1"])
+    assert exited.value.code == 2  # argparse's: an argument combination, like --model without --out
+    assert "--train-step mysteps:train_step needs --model" in capsys.readouterr().err
