@@ -109,6 +109,15 @@ CASES = [
         "or give --health-batch-size 60000 or less",
     ),
     (
+        "train-step-without-model",  # a first user's forgotten --health-model: 39 errors, one paragraph each
+        "e",
+        ["--health-train-step", "mysteps:train_step"],  # refused before its module is imported: it has none
+        "--health-train-step mysteps:train_step without --health-model: a train step trains the model it was written "
+        "for; without --health-model the suite trains its built-in seed network, with that network's own recipe "
+        "(TF1 Adam, the one its bounds were calibrated for). Give --health-model MODULE:FUNCTION, the factory of the "
+        "model mysteps:train_step trains",
+    ),
+    (
         "mnist-path-missing",
         "c",
         ["--health-mnist-path", "{files}/nowhere"],

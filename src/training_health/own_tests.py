@@ -194,17 +194,11 @@ def layer_findings(traj, thresholds, frozen, pictures) -> list[HealthCheckError]
 
 
 def run_findings(run) -> list[HealthCheckError]:
-    from training_health.checks.run_checks import RUN_CHECKS, NotApplicable, run_check_names
+    from training_health.checks.run_checks import run_every_check
 
-    found = []
-    for name in run_check_names():
-        try:
-            for warning in RUN_CHECKS[name](run) or ():
-                warnings.warn(TrainingHealthWarning(f"{name}: {warning}"), stacklevel=3)
-        except NotApplicable:
-            continue
-        except HealthCheckError as err:
-            found.append(err)
+    found, notes = run_every_check(run)
+    for note in notes:
+        warnings.warn(TrainingHealthWarning(note), stacklevel=3)
     return found
 
 

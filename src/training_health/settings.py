@@ -66,8 +66,8 @@ OPTIONS = (
     ),
     Option(
         "train-step",
-        "FUNCTION(model, images, labels) doing one step of your training and returning its loss "
-        "(default: a compiled model's own optimizer and loss, else TF1 Adam + softmax cross-entropy)",
+        "FUNCTION(model, images, labels) doing one step of your training and returning its loss; needs the model "
+        "option (default: a compiled model's own optimizer and loss, else TF1 Adam + softmax cross-entropy)",
         "MODULE:FUNCTION",
     ),
     Option(

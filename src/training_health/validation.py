@@ -163,6 +163,23 @@ def _train_step(config, problems: list[str]) -> None:
             problems.append(f"{err}; a train step performs one step of your training and returns the loss")
 
 
+def _train_step_without_model(config) -> str | None:
+    """A train step trains the model it was written for, which only ``--health-model`` gives. The seed network is
+    trained with its question's recipe (TF1 Adam 1e-3, softmax cross-entropy), the recipe its per-parameter bounds
+    were calibrated under; a user's step would train it with an optimizer of its own, built for other variables
+    (a first user's forgotten --health-model: every test of three runs errored, one long paragraph each)."""
+    spec, model = config.getoption("health_train_step", None), config.getoption("health_model", None)
+    if not spec or model not in (None, SEED_MODEL):
+        return None
+    given = f"without {flag(config, 'model')}" if model is None else f"with {flag(config, 'model')} {SEED_MODEL}"
+    return (
+        f"{flag(config, 'train-step')} {spec} {given}: a train step trains the model it was written for; "
+        f"{given} the suite trains its built-in seed network, with that network's own recipe (TF1 Adam, the one its "
+        f"bounds were calibrated for). Give {flag(config, 'model')} MODULE:FUNCTION, the factory of the model "
+        f"{spec} trains"
+    )
+
+
 def _resume_with(config, problems: list[str]) -> None:
     spec = config.getoption("health_resume_with", None)
     if spec:
@@ -336,9 +353,13 @@ def validate_options(config, model_checked_on_workers: bool = False) -> None:
     controller checks only what needs neither TensorFlow nor the user's code; each worker checks the rest
     (it imports TensorFlow to train anyway), and the controller reports a worker's failure (plugin.py)."""
     problems: list[str] = []
-    if any(config.getoption(o, None) not in (None, SEED_MODEL) for o in USER_CODE_OPTIONS):
+    step_refused = _train_step_without_model(config)  # needs neither TensorFlow nor the step's module
+    user_code = [o for o in USER_CODE_OPTIONS if not (step_refused and o == "health_train_step")]
+    if any(config.getoption(o, None) not in (None, SEED_MODEL) for o in user_code):
         if not model_checked_on_workers:
             import_tensorflow_timed()  # before the user's module imports it: timed for the summary's time to verdict
+    if step_refused:
+        problems.append(step_refused)
     _numbers(config, problems)
     _listed(config, "health_modes", MODES, problems, default_ok=False)
     if model_checked_on_workers:
@@ -354,7 +375,8 @@ def validate_options(config, model_checked_on_workers: bool = False) -> None:
         return
     if not any(p.startswith(flag(config, "model")) for p in problems):
         _model(config, problems)
-    _train_step(config, problems)
+    if not step_refused:
+        _train_step(config, problems)
     _resume_with(config, problems)
     _thresholds_model(config, problems)
     if not problems:  # only a valid configuration is worth loading data and building the model for

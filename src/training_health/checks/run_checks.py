@@ -81,6 +81,46 @@ def run_check_names() -> list[str]:
     return list(RUN_CHECKS)
 
 
+def run_every_check(run: RunContext, contain_crashes: bool = False) -> tuple[list[HealthCheckError], list[str]]:
+    """Every registered run check on one run, in the registry's order: (failures, warnings as "check: warning").
+    For the main job and ``check_training``, which report a run at once; the plugin runs each check as a test
+    of its own (``suite.test_training_run``). A check with nothing to look at (:class:`NotApplicable`) is left
+    out, as the plugin skips it. ``contain_crashes``: a check that raises anything else is a failure naming the
+    exception (the plugin's test errors: red either way), and the other checks still run; otherwise it
+    propagates. The time goes to the run's ``timings["run_checks"]`` (the time split's checks)."""
+    import time
+
+    started, failures, warnings = time.perf_counter(), [], []
+    for name in run_check_names():
+        try:
+            warnings += [f"{name}: {warning}" for warning in RUN_CHECKS[name](run) or ()]
+        except NotApplicable:
+            continue
+        except HealthCheckError as err:
+            failures.append(err)
+        except Exception as err:
+            if not contain_crashes:
+                raise
+            failures.append(HealthCheckError(crashed(run, name, err)))
+    timings = getattr(run.trajectory, "timings", None)
+    if timings is not None:
+        timings["run_checks"] = timings.get("run_checks", 0.0) + time.perf_counter() - started
+    return failures, warnings
+
+
+def crashed(run: RunContext, name: str, err: Exception) -> str:
+    """A check that raised instead of deciding: the exception and where (a defect of the check, not of the run)."""
+    import traceback
+
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    return (
+        f"{name}: the check could not decide: {type(err).__name__}: {err} "
+        f"(at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})\n"
+        f"  context: {run.config.context()}\n"
+        "  a defect of the check, not a verdict on the model: please report it with this message"
+    )
+
+
 @run_check("loss_finite")
 def check_loss_finite(run: RunContext) -> list[str]:
     """The loss of every step is a finite number (a NaN or inf loss stops learning for good)."""
