@@ -72,6 +72,17 @@ def test_unrelated_run_loads_nothing_starts_nothing_writes_nothing(tmp_path, arg
     assert "training health" not in output.replace("training health (every layer learns", "")
 
 
+def test_a_deselected_health_check_test_costs_an_unrelated_run_nothing(tmp_path):
+    """A project whose other test file uses ``health_check``: ``pytest -k arithmetic`` selects only the unrelated
+    test, and nothing of the health run may load (a fifth user: 0.21 s -> 3.3 s, TensorFlow imported)."""
+    (tmp_path / "test_theirs.py").write_text(THEIR_TEST)
+    (tmp_path / "test_health.py").write_text("def test_mine(health_check):\n    health_check('mymodels:build')\n")
+    report, result = run_in_process(tmp_path, "-q", "-k", "arithmetic")
+    assert report["status"] == 0 and "1 passed, 1 deselected" in result.stdout, result.stdout[-3000:]
+    assert report["loaded"] == [], f"a run that deselected the health test imported {report['loaded']}"
+    assert report["children"] == [], report["children"]
+
+
 def test_asking_for_a_health_fixture_starts_the_health_run(tmp_path):
     """The control: a test that uses a health fixture gets its options checked (here: a bad one, exit 4)."""
     (tmp_path / "test_theirs.py").write_text("def test_uses(health_thresholds):\n    pass\n")
