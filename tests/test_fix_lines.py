@@ -115,3 +115,17 @@ def test_a_bad_mnist_path_names_the_keyword_in_a_fixture_run(tmp_path):
     with pytest.raises(UsageError) as caught:
         check_training(transfer_nested.build, mnist_path=tmp_path / "nowhere", pictures=None)
     assert "The path comes from mnist_path=" in str(caught.value) and "--health-" not in str(caught.value)
+
+
+def test_a_frozen_name_the_model_lacks_is_refused_before_training(monkeypatch):
+    """``check_training(..., frozen="conv2d_9")`` trained the whole run before saying the name matched no layer (a
+    fifth user); the built model's layers decide it before the first step."""
+    from training_health.errors import UsageError
+    from training_health.probe import training_probe
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the frozen names were checked")
+
+    monkeypatch.setattr(training_probe, "run_probe", no_training)
+    with pytest.raises(UsageError, match=r"frozen=\('conv2d_9',\): no layer 'conv2d_9' in the model"):
+        check_training(transfer_nested.build_frozen_base, data=transfer_nested.one_hot, frozen="conv2d_9")

@@ -47,7 +47,9 @@ def check_training(
 
     with settings_spelt(KEYWORDS):  # a fix line names this function's keywords (frozen=...), not pytest's options
         frozen = checked_settings(steps, batch_size, mode, frozen)
-        traj, run = train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path)
+        traj, run = train(
+            model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path, "", frozen
+        )
         raise_findings(run, frozen, pictures)
     return traj
 
@@ -73,12 +75,17 @@ def checked_settings(steps, batch_size, mode, frozen) -> tuple:
 def resolved_frozen(traj, frozen) -> list[str]:
     """The declared frozen names as the run spells them (either Keras spelling of a nested model's layers:
     ``variables.resolve_names``); a name matching no layer, or several, is refused (it would declare nothing)."""
+    return frozen_among(traj.parameters, frozen)
+
+
+def frozen_among(parameters: list[str], frozen) -> list[str]:
+    """``resolved_frozen`` on the parameter names of a built model: checked before training too."""
     from training_health.errors import UsageError
     from training_health.model.user_model import layer_of
     from training_health.model.variables import resolve_names
 
-    layers = list(dict.fromkeys(layer_of(p) for p in traj.parameters))
-    resolved = resolve_names(list(frozen), layers + traj.parameters)
+    layers = list(dict.fromkeys(layer_of(p) for p in parameters))
+    resolved = resolve_names(list(frozen), layers + list(parameters))
     if resolved.unknown:
         missing = ", ".join(map(repr, resolved.unknown))
         raise UsageError(f"frozen={tuple(frozen)!r}: no layer {missing} in the model (its layers: {', '.join(layers)})")
@@ -96,8 +103,11 @@ def raise_findings(run, frozen=(), pictures: Path | None = PICTURES) -> None:
         raise HealthCheckError("\n\n".join(str(f) for f in findings), [o for f in findings for o in f.offenders])
 
 
-def train(model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path, caller=""):
-    """(Trajectory, RunContext) of one run of ``model`` on ``data``; ``caller``: the test running it (its id)."""
+def train(
+    model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path, caller="", frozen=()
+):
+    """(Trajectory, RunContext) of one run of ``model`` on ``data``; ``caller``: the test running it (its id);
+    ``frozen``: declared frozen names, refused before training when they name no layer of the built model."""
     from training_health.checks.run_checks import NotApplicable, RunContext
     from training_health.checks.thresholds import load_thresholds
     from training_health.model.contract import check_built_model
@@ -119,6 +129,10 @@ def train(model, data, train_step, steps, batch_size, seed, initializer, mode, t
     )
     built = config.build_model() if is_factory else model
     check_built_model(built, training_data(data, mnist_path), config.model, config.train_step, "data")
+    if frozen:  # a misspelt name is refused before the run, not after it (a fifth user waited a whole run)
+        from training_health.model.variables import model_variables
+
+        frozen_among(list(model_variables(built).weights), frozen)
     traj = run_probe(config, training_data(data, mnist_path), built)
     thresholds = thresholds if thresholds is not None else load_thresholds()
 
@@ -242,6 +256,7 @@ class HealthCheckFixture:
                     get("thresholds"),
                     get("mnist_path"),
                     caller,
+                    frozen,
                 )
                 self.record(traj)
                 raise_findings(run, frozen, pictures)
