@@ -151,3 +151,22 @@ def test_data_functions_keep_one_hot_labels_from_arrays_and_datasets(health_mnis
         got_images, labels = _arrays_from(returned, "mine:data", "--health-data")
         assert got_images.shape == (300, 28, 28, 1) and labels.shape == (300, 10), type(returned)
         np.testing.assert_array_equal(labels, one_hot)
+
+
+def test_compiled_metrics_of_one_output_read_targets_shaped_like_it():
+    """The TF tutorial "Overfit and underfit" compiles keras.metrics.BinaryCrossentropy(from_logits=True) beside
+    "accuracy" on a Dense(1) logit: evaluate refused the [N] labels (ranks apart) and the metrics went missing ({}),
+    so traj.compiled_metrics["accuracy"] raised KeyError (a fifth user)."""
+    from fixtures.user_models.heads import _convnet, zero_vs_rest_data
+    from training_health.probe.compiled_metrics import compiled_metrics
+
+    model = _convnet(1, None, "default", 0)
+    model.compile(
+        optimizer="adam",
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="binary_crossentropy"), "accuracy"],
+    )
+    images, labels = zero_vs_rest_data()
+    measured = compiled_metrics(model, images[:64], labels[:64])
+    assert set(measured) == {"binary_crossentropy", "accuracy"}, measured
+    assert 0.0 <= measured["accuracy"] <= 1.0 and measured["binary_crossentropy"] > 0, measured

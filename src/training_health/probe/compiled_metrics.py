@@ -28,15 +28,20 @@ def compiled_metrics(model, images, labels) -> dict[str, float]:
         try:
             result = model.evaluate(images, targets, batch_size=len(labels), verbose=0, return_dict=True)
         except (ValueError, TypeError, KeyError):
+            model.test_function = None  # a failed evaluate leaves a broken compiled function for the next one
             continue
         return {name: float(value) for name, value in result.items() if name != "loss"}
     return {}
 
 
 def _label_forms(model, images, labels):
-    yield labels
+    """The labels as given, and the forms Keras may want instead: [N] targets for one output as [N, 1] (a metric
+    such as keras.metrics.BinaryCrossentropy refuses the ranks apart: a fifth user's accuracy went missing), class
+    ids as one-hot rows."""
     labels = np.asarray(labels)
-    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
-        classes = int(model(images[:1], training=False).shape[-1])
-        if classes > int(labels.max()):
-            yield np.eye(classes, dtype=np.float32)[labels]
+    width = int(model(images[:1], training=False).shape[-1])
+    if labels.ndim == 1 and width == 1:
+        yield labels[:, None]
+    yield labels
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) and width > int(labels.max()):
+        yield np.eye(width, dtype=np.float32)[labels]
