@@ -103,6 +103,22 @@ class SessionReport:
         if self.is_controller() and self.nothing_checked() and not self.config.getoption("health_allow_skipped"):
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.is_controller() and self.notes:
+            self.notes_once()
+
+    def notes_once(self) -> None:
+        """The notes are listed in their own block (``write_notes``): pytest's warnings summary printed each again,
+        with a path and a source line, 5 notes in 20 lines more (a fifth user). ``-W error::TrainingHealthWarning``
+        still turns them into failures: only what the summary shows changes."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(reporter, "stats", None)
+        if not stats or "warnings" not in stats:
+            return
+        others = [w for w in stats["warnings"] if "TrainingHealthWarning:" not in str(getattr(w, "message", ""))]
+        if others:
+            stats["warnings"] = others
+        else:
+            del stats["warnings"]
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.is_controller():
