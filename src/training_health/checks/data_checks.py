@@ -570,8 +570,6 @@ def _initial_loss_cause(run: RunContext, observed: float, expected: float, ratio
     """Why the loss at step 0 is off the prediction ``expected`` (``floor``: the lowest an untrained model gives).
     Premises the run measured come first: a loss summed over the batch (the per-example loss fits the
     prediction), then unscaled inputs (checks/input_scale.py, tried first by every check), then loss scaling."""
-    from training_health.checks.diagnosis import oversized_kernels
-
     traj, kind = run.trajectory, run.trajectory.loss_kind
     batch = run.config.batch_size
     if ratio < 1:
@@ -592,16 +590,6 @@ def _initial_loss_cause(run: RunContext, observed: float, expected: float, ratio
                 f"RMS {traj.outputs_start['rms']:.3g}; the loss is {ratio:.3g}x what logits of that spread centred "
                 "on 0 give",
                 "fix: " + _input_fix(run),
-            ]
-        oversized = oversized_kernels(traj) if traj.logit_std_start > NORMAL_LOGIT_STD else {}
-        if oversized:
-            listing = ", ".join(f"{k} {s:.1f}x" for k, s in oversized.items())
-            return [
-                f"cause: oversized initialization (the per-layer verdict): init std far above the He std for the "
-                f"fan-in: {listing}",
-                f"evidence: {_logit_scale(traj)}; the loss is {ratio:.3g}x what logits of that spread centred on 0 "
-                "give",
-                "fix: initialize the weights with He normal (std sqrt(2 / fan-in)) and the biases with zeros",
             ]
     if kind.reduction == "sum" or summed:
         said = " (the loss object says reduction='sum')" if kind.reduction == "sum" else ""
