@@ -8,6 +8,7 @@ refused before training: tests/test_model_contract.py.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import re
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from training_health.checks.data_checks import check_initial_loss, untrained_cross_entropy
+from training_health.checks.data_checks import check_initial_loss, prior_cross_entropy, untrained_cross_entropy
 from training_health.checks.run_checks import RunContext, run_check_names
 from training_health.data.user_data import TrainingData
 from training_health.errors import HealthCheckError
@@ -27,6 +28,7 @@ from training_health.probe.training_probe import ProbeConfig
 ROOT = Path(__file__).resolve().parent.parent
 BAD_DATA = "fixtures.user_models.bad_data"
 HEADS = "fixtures.user_models.heads"
+IMBALANCED = "fixtures.healthy_models.imbalanced_mlp"
 
 
 def test_data_checks_are_registered():
@@ -50,6 +52,18 @@ def test_untrained_loss_is_ln_c_for_small_logits_and_grows_with_their_spread():
     assert untrained_cross_entropy(1e-6, 10, binary=False) == pytest.approx(math.log(10), rel=1e-4)
     assert untrained_cross_entropy(1e-6, 1, binary=True) == pytest.approx(math.log(2), rel=1e-4)
     assert untrained_cross_entropy(100.0, 10, binary=False) == pytest.approx(154, rel=0.05)  # ~std x E[max of 10]
+
+
+def test_a_model_predicting_the_label_frequencies_starts_at_their_entropy():
+    """The low side's reference for an output bias at the label prior: the labels' entropy as the logits' spread
+    goes to 0 (below ln 2 / ln C whenever the labels are imbalanced), ln C for balanced classes."""
+    rare = 0.0055
+    entropy = -(rare * math.log(rare) + (1 - rare) * math.log(1 - rare))
+    assert prior_cross_entropy([rare], 0.0, binary=True) == pytest.approx(entropy, rel=1e-6)
+    assert prior_cross_entropy([0.1] * 10, 1e-6, binary=False) == pytest.approx(math.log(10), rel=1e-4)
+    skewed = [0.5, 0.3, 0.2]
+    assert prior_cross_entropy(skewed, 0.0, binary=False) == pytest.approx(-sum(f * math.log(f) for f in skewed))
+    assert prior_cross_entropy([0.1], 1.0, binary=True) < untrained_cross_entropy(1.0, 1, binary=True)
 
 
 def seed_run(health_trajectories, health_mnist, init: str) -> RunContext:
@@ -180,6 +194,62 @@ def test_unscaled_inputs_are_the_cause_of_the_oversized_initial_loss_they_make(t
     if "test_training_run[default-cpu-graph-initial_loss]" in result.stdout:
         assert "cause: unscaled inputs (RMS 83.5, bound 10: test input_scale)" in result.stdout, result.stdout[-3000:]
     assert "a factor after the last layer" not in result.stdout, result.stdout[-3000:]
+
+
+def failure_of(stdout: str, check: str) -> str:
+    """The failure section pytest printed for ``test_training_run[...-<check>]`` ("" if it did not fail)."""
+    found = re.search(rf"_+ test_training_run\[[^\]]*-{check}\] _+\n(.*?)(?=\n_{{3,}} |\n={{3,}} )", stdout, re.S)
+    return found.group(1) if found else ""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("task", ["common", "rare"])
+def test_an_output_bias_at_the_label_prior_passes_every_check(tmp_path, task):
+    """The TF tutorial "Classification on imbalanced data" MLP with its careful initial bias log(pos / neg), batch
+    2048, at 9.9% and 0.55% positives: its loss at step 0 is near the labels' entropy, far under ln 2 (0.042x the
+    zero-mean prediction at 0.55%), and that is no divided loss: every check passes at seeds 0-2 (a first user's run
+    was told to compute the loss as the mean over the batch)."""
+    more = ("--health-batch-size", "2048", "--health-seeds", "0,1,2")
+    result = run_suite(tmp_path, f"{IMBALANCED}:{task}", f"{IMBALANCED}:{task}_data", *more)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "initial_loss" not in result.stdout.split("per-layer training health")[0], result.stdout[-3000:]
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("task", ["common", "rare"])
+def test_a_loss_divided_by_the_batch_twice_fails_the_initial_loss(tmp_path, task):
+    """The same MLP and prior bias with each example's loss divided by the batch before Keras averages it again:
+    ~1/2048 of what a model predicting the label frequencies gets, so still red, with the cause and the fix."""
+    result = run_suite(
+        tmp_path, f"{IMBALANCED}:{task}_divided_twice", f"{IMBALANCED}:{task}_data", "--health-batch-size", "2048"
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed and all("-initial_loss]" in line for line in failed), failed
+    message = " ".join(failure_of(result.stdout, "initial_loss").split())
+    assert re.search(r"loss at step 0 is [\d.e-]+, 0\.00\d+x the", message), message
+    assert "an untrained model whose output bias predicts the first batch's label frequencies" in message, message
+    assert "cause: an untrained model cannot predict its labels better than their frequencies" in message, message
+    assert "fix: compute the loss as the mean over the batch of each example's loss" in message, message
+
+
+@pytest.mark.subprocess
+def test_unscaled_inputs_not_a_scaled_loss_explain_the_imbalanced_mlp_s_initial_loss(tmp_path):
+    """The same MLP on raw 0..255 pixels (the tutorial's StandardScaler step forgotten): input_scale names them, and
+    initial_loss names them too (tried before the loss-scaling causes), never the mean-over-batch fix, and never
+    calls its logits (std ~27, every healthy untrained model under 6.7) "at a normal scale" (a first user's run)."""
+    result = run_suite(
+        tmp_path, f"{IMBALANCED}:common", f"{BAD_DATA}:raw_flat_zero_or_not", "--health-batch-size", "2048"
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert failure_of(result.stdout, "input_scale"), result.stdout[-3000:]
+    message = " ".join(failure_of(result.stdout, "initial_loss").split())
+    if not message and importlib.metadata.version("keras").startswith("2."):
+        return  # Keras 2 clips the sigmoid's output, so the loss starts at 30.85, within 4x of the 8.7 predicted
+    assert "cause: unscaled inputs (RMS 83.5, bound 10: test input_scale)" in message, message
+    assert "evidence: logits already large (std" in message, message
+    assert "fix: divide the images by 255" in message, message
+    assert "mean over the batch" not in message and "normal scale" not in message, message
 
 
 @pytest.mark.subprocess
