@@ -41,6 +41,7 @@ CORPUS = {
     "basic_classification": ["--health-batch-size", "256"],
     "binary_zero": ["--health-data", f"{PACKAGE}.binary_zero:data"],
     "regression_ink": ["--health-data", f"{PACKAGE}.regression_ink:data"],
+    "toy_resnet": ["--health-data", f"{PACKAGE}.toy_resnet:data", "--health-batch-size", "64"],
 }
 COMMON = ["--health-devices", "cpu", "-p", "no:cacheprovider", "-q", "-rA"]
 TEST_ID = re.compile(r"(?:PASSED|FAILED|ERROR) \S*::(test_\w+\[[^\]]*\])")

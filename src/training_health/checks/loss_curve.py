@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from training_health.checks.input_scale import tiny_input_cause, unscaled_input_cause
+from training_health.checks.plateau import CHANCE_BAND, windows  # noqa: F401  (shared with the growth ceiling)
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.checks.schedule import collapsed_schedule
 from training_health.errors import HealthCheckError
@@ -44,18 +45,13 @@ from training_health.settings import setting
 
 MIN_DECREASE_Z = 2.5  # healthy minimum 5.19: margin 2.1x
 MIN_DROP = 0.015  # healthy minimum 0.045: margin 3x
-CHANCE_BAND = (-0.1, 0.01)  # (chance - last) / chance in here: ended at chance (healthy: <= -2470 or >= 0.034)
+# CHANCE_BAND (plateau.py): (chance - last) / chance in it: ended at chance (healthy: <= -2470 or >= 0.034)
 MAX_RISE = 0.5  # one step's rise over the first window's level; healthy maximum 0.173: margin 2.9x
 MIN_STEPS = 10  # the suite's minimum --health-steps; with fewer, windows of 3 steps overlap
 # loss_decreases is judged from 30 steps on: the first 10 / 15 / 20 steps of the same 33 healthy runs give
 # minimum z 1.28 / 2.17 / 4.15, drop 0.8% / 1.6% / 3.0%, |last - chance| 0.3% / 0.4% / 1.5% of ln 10
 # (SGD 0.01 runs have hardly started): below 30 steps slow learning and no learning look alike.
 DECREASE_MIN_STEPS = 30
-
-
-def windows(steps: int) -> tuple[int, int]:
-    """(window length, warm-up steps left out of the rise)."""
-    return max(3, steps // 5), max(3, steps // 6)
 
 
 def loss_statistics(loss) -> dict:
