@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from training_health.checks.health_checks import HealthCheckError, assert_grad_norm_within
-from training_health.checks.loss_curve import check_loss_stable
+from training_health.checks.loss_curve import MAX_RISE, check_loss_stable, loss_statistics
 from training_health.checks.plateau import PLATEAU_REFERENCE, plateau_exit
 from training_health.checks.run_checks import RunContext
 from training_health.checks.thresholds import load_thresholds, relative_grad_norm_bounds
@@ -50,8 +50,13 @@ def test_growth_off_the_chance_plateau_is_judged_against_the_level_after_it(seed
 
 
 def test_one_spike_off_the_plateau_that_the_loss_recovers_from_is_a_note_not_oscillation():
-    """Seed 1: 2.094 -> 3.938 at step 27 (+80% of its start; bound +50%), back to 2.260 by step 29."""
-    notes = loss_stable(toy_resnet_run(1))
+    """Seed 1 at TF 2.21: 2.094 -> 3.938 at step 27 (+80% of its start; bound +50%), back to 2.260 by step 29 (at
+    TF 2.15 the same seed initializes differently and its loss has no spike: it passes with no note)."""
+    traj = toy_resnet_run(1)
+    notes = loss_stable(traj)  # never a failure
+    if loss_statistics(traj.loss)["rise"] <= MAX_RISE:
+        assert notes == [], notes
+        return
     assert len(notes) == 1 and "once, as it leaves the chance plateau (the loss sat at chance" in notes[0], notes
     assert "RMSprop's step, sized by the plateau's small gradients, overshot once" in notes[0], notes
     assert "clip the gradient (clipnorm=1.0 on the optimizer) rather than lowering the learning rate" in notes[0]
