@@ -7,10 +7,11 @@ A softmax classifier whose loss sits at ln C (it predicts 1/C for every class) g
 gradients until it breaks symmetry; as its loss leaves ln C its gradients grow by 10-100x, and an RMSprop/Adam step
 sized on the plateau's small second moment can overshoot once (a one-step loss spike it recovers from). Measured,
 TF 2.21, 30 steps, the toy ResNet of the Keras "The Functional API" guide (fixtures/healthy_models/toy_resnet.py,
-RMSprop 1e-3) on MNIST, batch 128 / 64, seeds 0-4 (``python /tmp/xp/measure_toy.py``: run_probe as the plugin runs
-it): loss at ln 10 for ~20 steps, then down to 2.05-2.25; the largest growth over the step-0 scale 290x / 141x at
-seeds 1 / 2 (batch 128; 82.8x at batch 64, seed 3), each at a one-step spike (2.094 -> 3.938 -> 2.367 at seed 1);
-plain model.fit for 300 steps reaches 88% / 82% accuracy at seeds 1 / 2. Over the gradient's own median after the
+RMSprop 1e-3) on MNIST, batch 128 / 64, seeds 0-4
+(``python -m fixtures.bug_corpus.gradients --only toy_resnet --seeds 0,1,2,3,4 [--batch-size 128]``): loss at
+ln 10 for ~20 steps, then down to 2.05-2.25; the largest growth over the step-0 scale 290x / 141x at seeds 1 / 2
+(batch 128; 82.8x at batch 64, seed 3), each at a one-step spike (2.094 -> 3.938 -> 2.367 at seed 1); plain
+model.fit for 300 steps reaches 88% / 82% accuracy at seeds 1 / 2. Over the gradient's own median after the
 plateau (the last window) the same peaks are 39.7x / 19.4x / 34.6x (all 20 runs: <= 39.7x).
 """
 
