@@ -42,6 +42,7 @@ CORPUS = {
     "binary_zero": ["--health-data", f"{PACKAGE}.binary_zero:data"],
     "regression_ink": ["--health-data", f"{PACKAGE}.regression_ink:data"],
     "imbalanced_mlp": ["--health-data", f"{PACKAGE}.imbalanced_mlp:data", "--health-batch-size", "2048"],
+    "toy_resnet": ["--health-data", f"{PACKAGE}.toy_resnet:data", "--health-batch-size", "64"],
 }
 COMMON = ["--health-devices", "cpu", "-p", "no:cacheprovider", "-q", "-rA"]
 TEST_ID = re.compile(r"(?:PASSED|FAILED|ERROR) \S*::(test_\w+\[[^\]]*\])")
