@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from training_health.checks.input_scale import tiny_input_cause, unscaled_input_cause
-from training_health.checks.plateau import CHANCE_BAND, windows  # noqa: F401  (shared with the growth ceiling)
+from training_health.checks.plateau import CHANCE_BAND, at_chance, windows  # noqa: F401  (shared with the growth ceiling)
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.checks.schedule import collapsed_schedule
 from training_health.errors import HealthCheckError
@@ -113,7 +113,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
             f"the loss fell by {s['first'] - s['last']:.3g} ({s['drop']:.1%}, {s['z']:.2g}x its step-to-step noise); "
             f"bound: >= {MIN_DECREASE_Z:g}x the noise and >= {MIN_DROP:.1%}"
         )
-    if chance is not None and CHANCE_BAND[0] <= (chance - s["last"]) / chance < CHANCE_BAND[1]:
+    ended_at_chance = chance is not None and at_chance(s["last"], chance)
+    if ended_at_chance:
         problems.append(
             f"the loss ends at {s['last']:.4g}, the loss of a network that predicts 1/{round(math.exp(chance))} for "
             f"every class (ln {round(math.exp(chance))} = {chance:.4g}): it has learned nothing (accuracy ~chance); "
@@ -126,8 +127,7 @@ def check_loss_decreases(run: RunContext) -> list[str]:
     cause, fix = not_learning_cause(traj, loss, run.frozen)
     learns = _learns_one_batch(run) if cause.startswith("no single cause") else None
     memorized_in = _memorized_in(run) if learns else None
-    at_chance = chance is not None and CHANCE_BAND[0] <= (chance - s["last"]) / chance < CHANCE_BAND[1]
-    if memorized_in and at_chance and len(loss) >= UNRELATED_AFTER * memorized_in:
+    if memorized_in and ended_at_chance and len(loss) >= UNRELATED_AFTER * memorized_in:
         cause, fix = unrelated_labels(len(loss), memorized_in, chance)
     elif learns:  # nothing broke and it learns: a slow start at these steps (a note, not a failure)
         decides = max(100, UNRELATED_AFTER * memorized_in) if memorized_in else max(100, 3 * len(loss))

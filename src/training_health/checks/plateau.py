@@ -26,7 +26,7 @@ import numpy as np
 CHANCE_BAND = (-0.1, 0.01)
 # What the growth ceiling's basis says it is relative to after a plateau (diagnosis reads it back).
 PLATEAU_REFERENCE = "its own level after the chance plateau"
-EARLY_STEPS = 6  # steps 0..5: where a run's start is read (thresholds.EARLY_STEPS)
+EARLY_STEPS = 6  # steps 0..5: where a run's start is read (here and by thresholds.py's growth ceiling)
 
 
 def windows(steps: int) -> tuple[int, int]:
