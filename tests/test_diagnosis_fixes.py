@@ -206,3 +206,13 @@ def test_a_zero_gradient_under_logits_read_as_probabilities_names_the_loss():
     assert cause.title == "gradient zero at most steps" and "reads probabilities (from_logits=False)" in str(cause)
     assert cause.fixes == ("compile the loss with from_logits=True, or end the model with a softmax",), cause
     assert "the op after" not in str(cause), cause
+
+
+def test_the_clipping_fix_quotes_the_runs_own_optimizer_and_rate():
+    """The plateau-exit fix (clip rather than lower the rate) names the run's optimizer and keeps its rate."""
+    from training_health.checks.diagnosis import clipped_optimizer
+
+    rms = trajectory("RMSprop lr=0.01, loss sparse_categorical_crossentropy(from_logits=True)", 0.01)
+    assert clipped_optimizer(rms) == "RMSprop(learning_rate=0.01, clipnorm=1.0), the rate kept"
+    hidden = trajectory("train step mod:step (its own optimizer, loss and variable list)", None)
+    assert clipped_optimizer(hidden) == "clipnorm=1.0 on the optimizer"  # no rate the suite cannot read

@@ -302,7 +302,7 @@ PLATEAU_OPTIMIZERS = ("RMSprop",)  # adaptive like the Adam family (diagnosis.AD
 
 def spike_off_the_plateau(run: RunContext, loss: np.ndarray, s: dict) -> str | None:
     """The note for a run whose only rise is one spike as it left the chance plateau, recovered from; else None."""
-    from training_health.checks.diagnosis import adam_family, optimizer_name
+    from training_health.checks.diagnosis import adam_family, clipped_optimizer, optimizer_name
     from training_health.checks.plateau import plateau_exit
 
     traj = run.trajectory
@@ -321,7 +321,7 @@ def spike_off_the_plateau(run: RunContext, loss: np.ndarray, s: dict) -> str | N
         f"starting level {s['first']:.4g}; bound: +{MAX_RISE:.0%}) once, as it leaves the chance plateau ({left}), "
         f"and is back at {loss[back]:.4g} by step {back}, below its starting level: {optimizer_name(traj)}'s step, "
         "sized by the plateau's small gradients, overshot once as they grew. It does not stop learning; if spikes "
-        f"recur over a longer run ({setting('steps', 100)}), clip the gradient (clipnorm=1.0 on the optimizer) "
+        f"recur over a longer run ({setting('steps', 100)}), clip the gradient ({clipped_optimizer(traj)}) "
         "rather than lowering the learning rate, which keeps the loss on its plateau longer"
     )
 
