@@ -296,7 +296,10 @@ def check_loss_stable(run: RunContext) -> list[str]:
 # rise at most +38%. The oscillating control (run_faults:oscillating, SGD 0.2 momentum 0.9) stays red on three
 # counts: SGD, its loss falls from step 0 (steps 0..5 1.6-2.5% below ln 10: no plateau), and after its spikes
 # (1.77 -> 4.02 at seed 0, 1.63 -> 13.5 at seed 2) the loss stays at 2.30-2.36, above its start: no recovery.
-RECOVERY_STEPS = 2  # the loss must be back below its starting level within this many steps after the spike
+# The same seed 1 with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, TF 2.21: another CPU's kernels): 2.156 ->
+# 3.838 at step 22, then 2.470, 2.309, 2.255: back below its start (2.299) 3 steps after the spike; at 2 it
+# failed the healthy model (found by the AVX2 tox run). The oscillating control never recovers at any count.
+RECOVERY_STEPS = 3  # the loss must be back below its starting level within this many steps after the spike
 PLATEAU_OPTIMIZERS = ("RMSprop",)  # adaptive like the Adam family (diagnosis.ADAM_FAMILY)
 
 
