@@ -10,7 +10,7 @@ import pytest
 
 from training_health.checks.health_checks import HealthCheckError, assert_grad_norm_within
 from training_health.checks.loss_curve import MAX_RISE, check_loss_stable, loss_statistics
-from training_health.checks.plateau import PLATEAU_REFERENCE, plateau_exit
+from training_health.checks.plateau import PLATEAU_REFERENCE, left_plateau, plateau_exit
 from training_health.checks.run_checks import RunContext
 from training_health.checks.thresholds import load_thresholds, relative_grad_norm_bounds
 from training_health.data.user_data import load_training_data
@@ -92,3 +92,28 @@ def test_a_gradient_that_explodes_with_its_loss_keeps_its_start_and_fails():
     assert "fix: lower the learning rate from 0.2 to ~" in message, message
     with pytest.raises(HealthCheckError, match="it oscillates"):  # 1.63 -> 13.5 at step 9, then 2.36: no recovery
         loss_stable(traj)
+
+
+# The toy ResNet at seed 7 (TF 2.21, oneDNN default and AVX512_CORE alike), batch 128: on the plateau for 13 steps,
+# then leaving it with two overshoots as the run ends (plain model.fit for 300 steps: 91.5% held-out accuracy).
+SEED_7_LOSS = [2.304, 2.307, 2.311, 2.301, 2.306, 2.299, 2.305, 2.296, 2.293, 2.295, 2.29, 2.292, 2.285, 2.272, 2.293]
+SEED_7_LOSS += [2.268, 2.247, 2.228, 2.208, 2.461, 2.294, 2.274, 2.222, 2.235, 2.131, 2.558, 2.328, 2.298, 2.267, 2.22]
+
+
+def test_a_run_still_leaving_the_plateau_as_it_ends_has_left_it():
+    """Its last window's median (2.282) is 0.9% below ln 10, short of the 1% that says it fell; its lowest step
+    (2.131) is 7.5%: the growth ceiling against its plateau start had called its gradient an explosion (130x)."""
+    left = left_plateau(SEED_7_LOSS, 10)
+    assert left is not None and "was leaving it as the run ended (2.131 at step 24; median of steps 24..29" in left
+
+
+@pytest.mark.parametrize(
+    "last_window, why",
+    [
+        ([2.29, 2.27, 2.30, 2.298, 2.285, 2.25], "median 0.7% below ln 10, lowest step 2.3% (LEAVING: 5%)"),
+        ([2.6, 2.5, 2.131, 2.7, 2.6, 2.55], "its last window rose above its first"),
+        ([2.29, 2.131, float("nan"), 2.298, 2.285, 2.25], "a non-finite step"),
+    ],
+)
+def test_a_run_that_did_not_leave_the_plateau_keeps_its_start(last_window, why):
+    assert left_plateau(SEED_7_LOSS[:24] + last_window, 10) is None, why
