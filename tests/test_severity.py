@@ -54,7 +54,28 @@ def test_a_slow_but_moving_layer_is_a_note(slow_sgd_run):
     failing, notes = severity.split(slow_sgd_run, offenders_of(slow_sgd_run, thresholds, "dense_1"), thresholds)
     assert failing == [], failing
     assert notes[0].startswith("layer dense_1: slow but moving: dense_1/kernel relative change"), notes
-    assert "of the path of its 30 steps" in notes[0] and "the loss fell" in notes[0], notes
+    assert "of the path of its 30 steps" in notes[0] and (
+        "the loss fell (median of steps 0..5" in notes[0] or "did not rise beyond its noise" in notes[0]
+    ), notes
+
+
+def test_a_slow_layer_of_a_loss_flat_within_its_noise_is_a_note():
+    """Seed 1 of the same guide's loop: its single steps ran 2.302 -> 2.355 (batch noise) while its window medians
+    fell 0.0015, and dense_1 and predictions failed "no single cause" on the seed network's borrowed minimum."""
+    data = load_training_data(f"{SGD_GUIDE}:data")
+    config = ProbeConfig(model=f"{SGD_GUIDE}:build", initializer="default", batch_size=64, seed=1)
+    traj = run_probe(ProbeConfig(**{**config.__dict__, "train_step": f"{SGD_GUIDE}:train_step"}), data)
+    thresholds, judged = load_thresholds(), 0
+    for layer in ("dense_1", "predictions"):
+        try:
+            offenders = offenders_of(traj, thresholds, layer)
+        except pytest.fail.Exception:
+            continue  # within the borrowed bound at this TF version's initialization
+        failing, notes = severity.split(traj, offenders, thresholds)
+        assert failing == [], failing
+        assert all("slow but moving" in n and "(median of steps 0..5" in n for n in notes), notes
+        judged += 1
+    assert judged or traj.tf_version.startswith("2.15"), "TF 2.21 measured both layers below the borrowed bound"
 
 
 def test_a_bound_the_user_set_stays_a_failure(slow_sgd_run):
