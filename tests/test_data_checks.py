@@ -113,6 +113,12 @@ BROKEN = {
         "labels",
         [r"is class 0 \(60000 of 60000\), bound: at least 2 classes", "cause: a single class", "fix: give the labels"],
     ),
+    "constant_targets": (
+        "fixtures.healthy_models.dense_autoencoder:build",
+        f"{BAD_DATA}:constant_targets",
+        "labels",
+        [r"every label column \(784\) of .*constant_targets\(\) have one value", "cause: a constant target"],
+    ),
     "summed_loss": (
         f"{BAD_DATA}:summed_loss",
         None,
@@ -394,3 +400,16 @@ def test_softmax_over_one_unit_is_named_with_its_fix(tmp_path):
         "always 1 (measured before training: outputs mean 1, RMS 1" in result.stdout
     ), result.stdout[-3000:]
     assert "fix: for a binary label end in Dense(1, activation='sigmoid')" in result.stdout
+
+
+def test_constant_target_columns_beside_varying_ones_are_a_note():
+    """The Keras blog's dense autoencoder: 67 of MNIST's 784 pixels are 0 in every training image, so 67 target
+    columns are constant by nature (a sixth user's autoencoders were red "a constant target"); the model learns."""
+    from fixtures.healthy_models import dense_autoencoder
+    from training_health.checks.data_checks import check_labels
+    from training_health.own_tests import train
+
+    _, run = train(dense_autoencoder.build, dense_autoencoder.data, None, 10, 256, 0, "default", "graph", None, None)
+    notes = check_labels(run)
+    assert len(notes) == 1 and notes[0].startswith("67 of 784 target columns of "), notes
+    assert "(columns 0, 1, 2, 3, 4, 5, 6, 7, ...)" in notes[0], notes[0]

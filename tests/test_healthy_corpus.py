@@ -41,6 +41,7 @@ CORPUS = {
     "basic_classification": ["--health-batch-size", "256"],
     "binary_zero": ["--health-data", f"{PACKAGE}.binary_zero:data"],
     "regression_ink": ["--health-data", f"{PACKAGE}.regression_ink:data"],
+    "dense_autoencoder": ["--health-data", f"{PACKAGE}.dense_autoencoder:data", "--health-batch-size", "256"],
     "regression_raw_target": ["--health-data", f"{PACKAGE}.regression_raw_target:data", "--health-batch-size", "32"],
     "imbalanced_mlp": ["--health-data", f"{PACKAGE}.imbalanced_mlp:data", "--health-batch-size", "2048"],
     "toy_resnet": ["--health-data", f"{PACKAGE}.toy_resnet:data", "--health-batch-size", "64"],
