@@ -117,6 +117,23 @@ CASES = {
             "built exactly the weights it builds for 'default': it ignores the name",
         ],
     ),
+    # The Keras guide "Customizing what happens in fit()": a step of the model's own is refused, not skipped (a
+    # sixth user's step updating one layer passed 12 of 12; its lower-level example crashed in Keras).
+    "overridden_train_step": (
+        ["--health-model", "fixtures.user_models.custom_fit:overridden_step"],
+        [
+            "CustomModel overrides train_step (fixtures.user_models.custom_fit.CustomModel.train_step)",
+            "give that step as --health-train-step MODULE:FUNCTION",
+        ],
+    ),
+    "optimizer_only": (
+        ["--health-model", "fixtures.user_models.custom_fit:optimizer_only"],
+        ["CustomModel overrides train_step", "which fit() would run"],
+    ),
+    "compiled_without_loss": (
+        ["--health-model", "fixtures.user_models.custom_fit:compiled_without_loss"],
+        ["the model is compiled without a loss (compile(optimizer=...) alone)", "compile(optimizer=..., loss=...)"],
+    ),
     "train_step_signature": (
         [
             "--health-model",

@@ -66,6 +66,7 @@ def check_model_contract(
 def check_built_model(model, data, where: str, train_step: str | None = None, data_option: str | None = None):
     """The contract of a model already built (the ``health_check`` fixture's, or a factory's): one call on a
     batch of ``data``, its outputs against the loss, the labels against the head, and variables to check."""
+    _check_own_training(model, where, train_step)
     images = data.to_model_input(data.train_images[:CONTRACT_BATCH])
     outputs = _call(model, images, data, where, data_option or "--health-data")
     kind = losses.loss_kind(model, train_step)
@@ -75,6 +76,37 @@ def check_built_model(model, data, where: str, train_step: str | None = None, da
         raise ContractError(
             f"{where}: the model has no variables, even after a call on a batch {data.batch_description()}: "
             "nothing to check. Return the model whose weights your training updates."
+        )
+
+
+KERAS_PACKAGES = ("keras", "tf_keras", "tensorflow")
+
+
+def _check_own_training(model, where: str, train_step) -> None:
+    """A compiled Keras model is trained with its compiled loss and optimizer, one instrumented step at a time; a
+    ``train_step`` of its own (the Keras guide "Customizing what happens in fit()") would be skipped, silently
+    (a sixth user's step updating one layer passed 12 of 12), or fail inside Keras ("No loss to compute" when the
+    loss lives in the step). Refused before training, as a model compiled without a loss is."""
+    from training_health.model.keras_training import is_compiled
+    from training_health.settings import setting
+
+    if train_step or not hasattr(model, "train_step"):
+        return
+    owner = next((cls for cls in type(model).__mro__ if "train_step" in vars(cls)), None)
+    step_the_run_takes = (
+        f"give that step as {setting('train-step', 'MODULE:FUNCTION')} (FUNCTION(model, images, labels): one "
+        "step on this batch, returning this batch's loss)"
+    )
+    if owner is not None and owner.__module__.split(".")[0] not in KERAS_PACKAGES:
+        raise ContractError(
+            f"{where}: {type(model).__name__} overrides train_step ({owner.__module__}.{owner.__qualname__}"
+            ".train_step), which fit() would run; the suite trains a compiled model with its compiled loss and "
+            f"optimizer, one measured step at a time, and would skip yours: {step_the_run_takes}"
+        )
+    if is_compiled(model) and not getattr(model, "loss", None):  # Keras 3: None; Keras 2: an empty DictWrapper
+        raise ContractError(
+            f"{where}: the model is compiled without a loss (compile(optimizer=...) alone): there is nothing to "
+            f"train it on. Compile it with its loss (compile(optimizer=..., loss=...)), or {step_the_run_takes}"
         )
 
 
