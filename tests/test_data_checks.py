@@ -413,3 +413,18 @@ def test_constant_target_columns_beside_varying_ones_are_a_note():
     notes = check_labels(run)
     assert len(notes) == 1 and notes[0].startswith("67 of 784 target columns of "), notes
     assert "(columns 0, 1, 2, 3, 4, 5, 6, 7, ...)" in notes[0], notes[0]
+
+
+def test_sigmoids_under_a_softmax_loss_are_judged_by_what_the_loss_reads():
+    """Ten sigmoids under sparse_categorical_crossentropy: Keras (2.15 and 3) takes the logits under the sigmoids
+    (a sixth user's digits MLP trained exactly as the logits model: a note, where initial_loss said Keras clips
+    them); behind a Reshape the loss reads the sigmoid outputs as probabilities, which do not sum to 1: it fails."""
+    from fixtures.user_models.bad_data import sigmoid_sparse, sigmoid_sparse_hidden
+    from training_health.own_tests import train
+
+    _, run = train(sigmoid_sparse, None, None, 10, 128, 0, "default", "graph", None, None)
+    notes = check_initial_loss(run)
+    assert any("Keras reads the logits under the sigmoid itself" in n for n in notes), notes
+    _, run = train(sigmoid_sparse_hidden, None, None, 10, 128, 0, "default", "graph", None, None)
+    with pytest.raises(HealthCheckError, match="logits read as probabilities"):
+        check_initial_loss(run)

@@ -480,8 +480,19 @@ def _activation_read_through(run: RunContext) -> list[str]:
     """A note, not a failure: a softmax/sigmoid output with a loss compiled ``from_logits=True`` that Keras reads
     through (a fifth user's small Xception with a softmax head: the verdict said "can never go below 1.46", yet its
     table and loss were the healthy model's digit for digit; Keras 2.15 and 3 take the logits under the
-    activation). Measured on the run's own compiled loss, so a loss that cannot see the activation still fails."""
-    if not _outputs_activated_twice(run):
+    activation). Measured on the run's own compiled loss, so a loss that cannot see the activation still fails.
+    Also sigmoid outputs under a softmax cross-entropy compiled ``from_logits=False``: Keras 3 takes the logits
+    under the sigmoid and trains a logits model (a sixth user's digits MLP: the same numbers as the logits model,
+    in the plugin and in 20 epochs of fit), where the verdict said Keras clips the outputs."""
+    from training_health.checks.diagnosis import reads_logits_as_probabilities
+
+    twice = _outputs_activated_twice(run)
+    sigmoids = (
+        run.trajectory.loss_kind.classifies
+        and reads_logits_as_probabilities(run.trajectory)
+        and bool(run.trajectory.outputs_start.get("unit_interval"))
+    )
+    if not (twice or sigmoids):
         return []
     from training_health.model.keras_training import loss_reads_through_the_activation
 
@@ -495,6 +506,16 @@ def _activation_read_through(run: RunContext) -> list[str]:
         return []
     activation = "softmax" if kind.classifies else "sigmoid"
     as_trained, plain = measured
+    if sigmoids and not twice:
+        return [
+            f"the model ends in sigmoids and the loss {kind.name} reads probabilities (from_logits=False), which "
+            "sigmoid outputs are not (a row does not sum to 1), but Keras reads the logits under the sigmoid itself "
+            f"and applies a softmax cross-entropy to them, so this run trains as a logits model would (measured on "
+            f"16 examples: the loss on the model's outputs {as_trained:.4g}, on the same values as probabilities "
+            f"{plain:.4g}); a loss that cannot see the sigmoid (another Keras version, a custom step) would clip "
+            "them. To say what is meant: end the model with a softmax, or with no activation and "
+            "from_logits=True"
+        ]
     return [
         f"the model ends in a {activation} and the loss {kind.name} is compiled with from_logits=True, but Keras "
         f"reads the logits under the {activation} itself, so this run trains as it should (measured on 16 "
@@ -508,7 +529,7 @@ def _activation_read_through(run: RunContext) -> list[str]:
 def _output_mismatch(run: RunContext, twice_possible: bool = True) -> HealthCheckError | None:
     """Outputs of the wrong kind for the loss: probabilities read as logits (a second softmax/sigmoid), or
     logits read as probabilities. ``twice_possible=False``: the loss was measured to read through the model's
-    activation (``_activation_read_through``)."""
+    activation (``_activation_read_through``): neither applies."""
     traj, kind = run.trajectory, run.trajectory.loss_kind
     outputs = traj.outputs_start
     if not kind.known or not (kind.classifies or kind.family == losses.BINARY) or "probabilities" not in outputs:
@@ -533,7 +554,7 @@ def _output_mismatch(run: RunContext, twice_possible: bool = True) -> HealthChec
         )
     from training_health.checks.diagnosis import reads_logits_as_probabilities
 
-    if reads_logits_as_probabilities(traj):
+    if reads_logits_as_probabilities(traj) and twice_possible:
         return _fail(
             run,
             "initial_loss",
