@@ -38,3 +38,19 @@ def test_a_model_at_the_constant_answer_is_stuck():
     assert fit_verdict(fit(BEST_CONSTANT)) == STUCK
     assert fit_verdict(fit(0.69)) == STUCK
     assert fit_verdict(fit(0.5, constant_loss=None)) == STUCK  # not a cross-entropy: accuracy alone decides
+
+
+def test_a_batch_of_one_class_is_fitted_with_two():
+    """A constant answer fits 16 examples of one class: the breast-cancer data starts with 16 malignant rows (a
+    sixth user's run said "13 of 16 right, no more than the 16 that one constant answer gets"). The fit takes the
+    first 8 of that class and the first 8 of the others; a batch that already mixes classes is kept as it is."""
+    from training_health.checks.one_batch import _two_classes
+
+    binary = LossKind(family=BINARY, from_logits=False, name="binary_crossentropy")
+    sparse = LossKind(family=SPARSE, from_logits=True, name="sparse_categorical_crossentropy")
+    labels = np.array([0.0] * 20 + [1.0] * 3 + [0.0] * 10 + [1.0] * 10)
+    chosen = _two_classes(labels, 16, binary)
+    assert list(chosen) == [*range(8), 20, 21, 22, 33, 34, 35, 36, 37], chosen
+    assert list(_two_classes(np.arange(40) % 10, 16, sparse)) == list(range(16))
+    one_hot = np.eye(3)[[2] * 18 + [0, 1]]
+    assert sorted(one_hot[_two_classes(one_hot, 16, sparse)].argmax(-1)) == [0, 1] + [2] * 14
