@@ -113,6 +113,16 @@ BROKEN = {
         "labels",
         [r"is class 0 \(60000 of 60000\), bound: at least 2 classes", "cause: a single class", "fix: give the labels"],
     ),
+    "relu_regression_output": (
+        f"{BAD_DATA}:relu_regression_output",
+        "fixtures.healthy_models.regression_ink:data",
+        "initial_loss",
+        [
+            r"ReLU on the output layer of a regression: the model's outputs cannot go below 0, but \d+% of the "
+            r"targets of fixtures\.healthy_models\.regression_ink:data\(\) are below 0",
+            "fix: remove the ReLU from the output layer",
+        ],
+    ),
     "constant_targets": (
         "fixtures.healthy_models.dense_autoencoder:build",
         f"{BAD_DATA}:constant_targets",

@@ -414,6 +414,8 @@ def _relu_on_the_output(run: RunContext) -> HealthCheckError | None:
     only be ruled out by a 0, and a unit below 0 passes no gradient back), or "probabilities" above 1 that the
     loss clips (bug corpus relu_on_logits, Zhang IPS-11; relu_output_binary, SO 44066044)."""
     kind = run.trajectory.loss_kind
+    if kind.known and kind.family == losses.REGRESSION:
+        return _relu_on_a_regression_output(run)
     if not kind.known or not (kind.classifies or kind.family == losses.BINARY):
         return None
     if final_activation(run.trained_model()) != "relu":
@@ -441,6 +443,29 @@ def _relu_on_the_output(run: RunContext) -> HealthCheckError | None:
                 if kind.from_logits
                 else f"end the model with a {head} ({'Dense(units, activation=' + repr(head) + ')'})"
             ),
+        ],
+    )
+
+
+# A regression output behind a ReLU cannot go below 0: targets below 0 are out of its reach, and every example
+# whose pre-activation is negative passes no gradient. A sixth user's diabetes DNN with standardized targets (half
+# of them negative) and Dense(1, relu) stalled at MSE 0.49 (0.07 without the ReLU, plain fit); the suite gave it a
+# "slow but moving" note. Targets that are all >= 0 (counts, prices) are in its reach: no finding.
+def _relu_on_a_regression_output(run: RunContext) -> HealthCheckError | None:
+    targets = np.asarray(run.data.train_labels, np.float64)
+    below = float(np.mean(targets < 0)) if targets.size else 0.0
+    if below == 0 or final_activation(run.trained_model()) != "relu":
+        return None
+    return _fail(
+        run,
+        "initial_loss",
+        f"ReLU on the output layer of a regression: the model's outputs cannot go below 0, but {below:.0%} of the "
+        f"targets of {run.data.source} are below 0 (min {targets.min():.4g})",
+        [
+            "evidence: those targets are out of the model's reach whatever it learns, and an example whose output's "
+            "pre-activation is below 0 passes no gradient back (the unit is dead for it)",
+            "fix: remove the ReLU from the output layer: a Dense layer without activation (a regression's output is "
+            "linear)",
         ],
     )
 
