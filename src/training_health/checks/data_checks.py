@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from training_health.checks.input_scale import INPUT_RMS_MAX, RAW_PIXELS_RMS, input_scale_fix, unscaled_input_cause
+from training_health.checks.output_head import final_activation, relu_output_below_targets
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.errors import HealthCheckError
 from training_health.model import losses
@@ -447,27 +448,12 @@ def _relu_on_the_output(run: RunContext) -> HealthCheckError | None:
     )
 
 
-# A regression output behind a ReLU cannot go below 0: targets below 0 are out of its reach, and every example
-# whose pre-activation is negative passes no gradient. A sixth user's diabetes DNN with standardized targets (half
-# of them negative) and Dense(1, relu) stalled at MSE 0.49 (0.07 without the ReLU, plain fit); the suite gave it a
-# "slow but moving" note. Targets that are all >= 0 (counts, prices) are in its reach: no finding.
 def _relu_on_a_regression_output(run: RunContext) -> HealthCheckError | None:
-    targets = np.asarray(run.data.train_labels, np.float64)
-    below = float(np.mean(targets < 0)) if targets.size else 0.0
-    if below == 0 or final_activation(run.trained_model()) != "relu":
+    found = relu_output_below_targets(run)
+    if found is None:
         return None
-    return _fail(
-        run,
-        "initial_loss",
-        f"ReLU on the output layer of a regression: the model's outputs cannot go below 0, but {below:.0%} of the "
-        f"targets of {run.data.source} are below 0 (min {targets.min():.4g})",
-        [
-            "evidence: those targets are out of the model's reach whatever it learns, and an example whose output's "
-            "pre-activation is below 0 passes no gradient back (the unit is dead for it)",
-            "fix: remove the ReLU from the output layer: a Dense layer without activation (a regression's output is "
-            "linear)",
-        ],
-    )
+    finding, evidence, fix = found
+    return _fail(run, "initial_loss", finding, [f"evidence: {evidence}", f"fix: {fix}"])
 
 
 def _outputs_activated_twice(run: RunContext) -> bool:
@@ -594,25 +580,6 @@ def _output_mismatch(run: RunContext, twice_possible: bool = True) -> HealthChec
             ],
         )
     return None
-
-
-SHAPE_ONLY = ("Reshape", "Flatten")  # layers after the output layer that move values without changing them
-
-
-def final_activation(model) -> str:
-    """The activation a Keras model ends with ("sigmoid", "softmax", "linear"), "" when it cannot be read."""
-    layers = list(getattr(model, "layers", None) or [])
-    while layers and type(layers[-1]).__name__ in SHAPE_ONLY:  # a Reshape after the head changes no value
-        layers.pop()
-    if not layers:
-        return ""
-    last = layers[-1]
-    if type(last).__name__ == "Softmax":
-        return "softmax"
-    if type(last).__name__ == "ReLU":
-        return "relu"
-    activation = getattr(last, "activation", None)
-    return getattr(activation, "__name__", "") if activation is not None else ""
 
 
 def _oversized_logits(run: RunContext) -> HealthCheckError | None:

@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from training_health.checks.input_scale import tiny_input_cause, unscaled_input_cause
+from training_health.checks.output_head import relu_output_below_targets
 from training_health.checks.plateau import CHANCE_BAND, at_chance, windows  # noqa: F401  (shared with the growth ceiling)
 from training_health.checks.run_checks import NotApplicable, RunContext, run_check
 from training_health.checks.schedule import collapsed_schedule
@@ -130,7 +131,8 @@ def check_loss_decreases(run: RunContext) -> list[str]:
         problems.append(ended_above_its_start(s, loss, chance))
     if not problems:
         return _collapsed_although_it_fell(traj)
-    cause, fix = not_learning_cause(traj, loss, run.frozen)
+    relu_output = relu_output_below_targets(run)
+    cause, fix = (relu_output[0], relu_output[2]) if relu_output else not_learning_cause(traj, loss, run.frozen)
     learns = _learns_one_batch(run) if cause.startswith("no single cause") else None
     memorized_in = _memorized_in(run) if learns else None
     if memorized_in and ended_at_chance and len(loss) >= UNRELATED_AFTER * memorized_in:
@@ -503,7 +505,7 @@ def mean_absolute_error_on_probabilities(traj) -> tuple[str, str] | None:
         "training): its gradient through the sigmoid is +-p(1 - p) whatever the error, tiny where the outputs "
         "saturate, so the loss stays flat",
         "for 0/1 labels use binary_crossentropy (its gradient is p - y: large when wrong); a mean squared error "
-        "also works with " + lr_fix(traj, "raise"),
+        "also works if you then " + lr_fix(traj, "raise"),
     )
 
 
