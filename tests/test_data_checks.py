@@ -441,3 +441,27 @@ def test_sigmoids_under_a_softmax_loss_are_judged_by_what_the_loss_reads():
     _, run = train(sigmoid_sparse_hidden, None, None, 10, 128, 0, "default", "graph", None, None)
     with pytest.raises(HealthCheckError, match="logits read as probabilities"):
         check_initial_loss(run)
+
+
+def test_an_untrained_regression_may_correlate_with_its_targets():
+    """MSE's untrained reference assumes outputs uncorrelated with the targets (E y^2 + E f^2); a random linear map
+    of real features may correlate, down to (std y - std f)^2 (a sixth user's linear model on diabetes features
+    started at 0.46x the uncorrelated prediction and was told its loss was averaged twice). The low side of
+    initial_loss is that floor: the same start passes, a loss divided by the batch (1/32) still fails."""
+    import types
+
+    import numpy as np
+
+    from training_health.checks.data_checks import correlated_outputs_loss
+    from training_health.model.losses import REGRESSION, LossKind
+
+    rng = np.random.default_rng(0)
+    targets = rng.standard_normal(4096).astype(np.float32)
+    kind = LossKind(family=REGRESSION, from_logits=False, name="mse")
+    traj = types.SimpleNamespace(loss_kind=kind, outputs_start={"mean": 0.0, "rms": math.sqrt(2.3)})
+    config = ProbeConfig(model="mod:build", initializer="default", steps=30, batch_size=32)
+    run = types.SimpleNamespace(trajectory=traj, data=types.SimpleNamespace(train_labels=targets), config=config)
+    floor, derivation = correlated_outputs_loss(run)
+    std = float(np.std(targets[:32]))  # order does not matter for the bound's scale: ~1 either way
+    assert 0.1 < floor < 0.5 and 1.53 > 0.5 * floor and 3.31 / 32 < 0.5 * floor, (floor, std)
+    assert "correlated with the first batch's targets" in derivation, derivation
