@@ -158,7 +158,13 @@ def _arrays_from(returned, spec: str, option: str) -> tuple[np.ndarray, np.ndarr
         labels = labels[:, 0]
     numeric = np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
     if labels.ndim not in (1, 2) or not numeric:
-        raise fail(f"labels are {labels.dtype} {list(labels.shape)}, not numbers [N] or [N, K]")
+        image_like = (
+            " (targets shaped like images, as an autoencoder's: give them flat, [N, H*W*C], and end the "
+            "model with a Reshape to that width)"
+            if labels.ndim > 2 and numeric
+            else ""
+        )
+        raise fail(f"labels are {labels.dtype} {list(labels.shape)}, not numbers [N] or [N, K]{image_like}")
     if len(labels) != len(images):
         raise fail(f"{len(images)} images but {len(labels)} labels")
     if images.dtype == np.float64:  # TF's float default: a float64 input would not match float32 weights
