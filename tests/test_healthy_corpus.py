@@ -50,10 +50,10 @@ COMMON = ["--health-devices", "cpu", "-p", "no:cacheprovider", "-q", "-rA"]
 TEST_ID = re.compile(r"(?:PASSED|FAILED|ERROR) \S*::(test_\w+\[[^\]]*\])")
 
 
-def run_model(name: str, folder: Path) -> dict:
+def run_model(name: str, folder: Path, extra: tuple = ()) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     options = CORPUS[name]
-    command = [sys.executable, "-m", "pytest", "--health-model", f"{PACKAGE}.{name}:build", *options, *COMMON]
+    command = [sys.executable, "-m", "pytest", "--health-model", f"{PACKAGE}.{name}:build", *options, *COMMON, *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     began = time.perf_counter()
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False, timeout=900)
@@ -67,10 +67,10 @@ def run_model(name: str, folder: Path) -> dict:
     }
 
 
-def run_corpus(base: Path, names=None, workers: int = 2) -> dict[str, dict]:
+def run_corpus(base: Path, names=None, workers: int = 2, extra: tuple = ()) -> dict[str, dict]:
     names = list(names or CORPUS)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(run_model, name, base / name) for name in names}
+        futures = {name: pool.submit(run_model, name, base / name, extra) for name in names}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -115,8 +115,14 @@ def test_healthy_model_passes_from_outside_the_repository(corpus, name):
     assert all(re.fullmatch(r"[a-z][a-z0-9_/]*", layer) for layer in layer_ids), result["ids"]
 
 
-if __name__ == "__main__":  # the table as run: python tests/test_healthy_corpus.py [MODEL ...]
+if __name__ == "__main__":  # the table as run: python tests/test_healthy_corpus.py [--seeds 1,2,3,4] [MODEL ...]
     import tempfile
 
+    names, extra = sys.argv[1:], ()
+    if names[:1] == ["--seeds"]:  # other seeds than the test's 0: one run each, verdicts grouped over seeds
+        extra, names = ("--health-seeds", names[1]), names[2:]
     with tempfile.TemporaryDirectory() as folder:
-        print(table(run_corpus(Path(folder), sys.argv[1:] or None)))
+        results = run_corpus(Path(folder), names or None, extra=extra)
+        print(table(results))
+        for name, result in results.items():
+            print("\n".join(f"  {name}: {line}" for line in result["output"].splitlines() if "fails at" in line))
