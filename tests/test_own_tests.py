@@ -104,6 +104,22 @@ THEIR_TESTS = textwrap.dedent(
         import numpy as np
 
         health_check(build, data=(np.zeros((256, 784), "float32"), np.arange(256) % 10))
+
+
+    def test_refuses_a_seed_that_is_not_a_number(health_check):
+        health_check(build, seed="x")
+
+
+    def test_refuses_a_thresholds_file_that_does_not_exist(health_check):
+        health_check(build, thresholds="no-such-thresholds.toml")
+
+
+    def test_takes_a_thresholds_file_by_its_path(health_check):
+        from pathlib import Path
+
+        import training_health.checks.thresholds as th
+
+        health_check(build, thresholds=Path(th.__file__).with_name("thresholds.toml"), steps=10)
     """
 )
 REFUSED = {
@@ -111,6 +127,8 @@ REFUSED = {
     "test_refuses_an_unknown_mode": "health_check: mode='grpah': not one of graph, xla, eager",
     "test_refuses_a_frozen_layer_the_model_lacks": "health_check: frozen=('nonexistent',): no layer 'nonexistent'",
     "test_refuses_data_shaped_for_another_model": "model expects [B,28,28,1] but the given (images, labels) batches",
+    "test_refuses_a_seed_that_is_not_a_number": "health_check: seed='x': give a whole number, 0 or more",
+    "test_refuses_a_thresholds_file_that_does_not_exist": "thresholds='no-such-thresholds.toml': ",
 }
 
 
@@ -128,7 +146,7 @@ def test_health_check_fixture_in_a_users_test_file(tmp_path):
         check=False,
     )
     out = result.stdout
-    assert result.returncode == 1 and "5 failed, 4 passed" in out, out[-4000:]
+    assert result.returncode == 1 and "7 failed, 5 passed" in out, out[-4000:]
     for test, message in REFUSED.items():
         assert f"FAILED test_theirs.py::{test}" in out, out[-3000:]
         assert message in out, (message, out[-4000:])

@@ -46,7 +46,7 @@ def check_training(
     from training_health.settings import KEYWORDS, settings_spelt
 
     with settings_spelt(KEYWORDS):  # a fix line names this function's keywords (frozen=...), not pytest's options
-        frozen = checked_settings(steps, batch_size, mode, frozen)
+        frozen = checked_settings(steps, batch_size, mode, frozen, seed, initializer)
         traj, run = train(
             model, data, train_step, steps, batch_size, seed, initializer, mode, thresholds, mnist_path, "", frozen
         )
@@ -54,7 +54,23 @@ def check_training(
     return traj
 
 
-def checked_settings(steps, batch_size, mode, frozen) -> tuple:
+def checked_thresholds(thresholds):
+    """``thresholds=``: None (the package's), a path to a TOML file (calibrate's ``--out``, a ``str`` or ``Path``),
+    or loaded ``Thresholds``; a missing or malformed file is refused as ``--health-thresholds`` refuses it."""
+    from training_health.checks.thresholds import Thresholds, load_thresholds
+    from training_health.errors import UsageError
+
+    if thresholds is None or isinstance(thresholds, (str, Path)):
+        try:
+            return load_thresholds(thresholds)
+        except UsageError as err:
+            raise UsageError(f"thresholds={str(thresholds)!r}: {err}") from None
+    if isinstance(thresholds, Thresholds):
+        return thresholds
+    raise UsageError(f"thresholds={thresholds!r}: give the path of a thresholds TOML file (calibrate's --out)")
+
+
+def checked_settings(steps, batch_size, mode, frozen, seed: int = 0, initializer: str = "default") -> tuple:
     """The values the command line refuses (exit 4) refused here too, before training, with its wording; returns
     ``frozen`` as a tuple of names (a string is comma-separated names, as the marker takes them, not letters)."""
     from training_health.checks.thresholds import MIN_STEPS
@@ -69,6 +85,10 @@ def checked_settings(steps, batch_size, mode, frozen) -> tuple:
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size={batch_size!r}: give a whole number of examples per step, 1 or more")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"seed={seed!r}: give a whole number, 0 or more (initialization, batch order, dropout)")
+    if not isinstance(initializer, str):
+        raise UsageError(f"initializer={initializer!r}: give a name (a string), 'default' for the model's own")
     return tuple(frozen.split(",")) if isinstance(frozen, str) else tuple(frozen)  # "conv2d,conv2d_1" as the marker
 
 
@@ -109,10 +129,10 @@ def train(
     """(Trajectory, RunContext) of one run of ``model`` on ``data``; ``caller``: the test running it (its id);
     ``frozen``: declared frozen names, refused before training when they name no layer of the built model."""
     from training_health.checks.run_checks import NotApplicable, RunContext
-    from training_health.checks.thresholds import load_thresholds
     from training_health.model.contract import check_built_model
     from training_health.probe.training_probe import ProbeConfig, callable_label, model_label, run_probe
 
+    thresholds = checked_thresholds(thresholds)  # a bad file is refused before training, not after it
     is_factory = callable(model) and not hasattr(model, "trainable_variables")
     config = ProbeConfig(
         initializer=initializer,
@@ -134,7 +154,6 @@ def train(
 
         frozen_among(list(model_variables(built).weights), frozen)
     traj = run_probe(config, training_data(data, mnist_path), built)
-    thresholds = thresholds if thresholds is not None else load_thresholds()
 
     def fresh_model():
         if not is_factory:
@@ -242,7 +261,12 @@ class HealthCheckFixture:
             try:
                 _known_keywords(options)
                 frozen = checked_settings(
-                    get("steps", DEFAULT_STEPS), get("batch_size", 128), get("mode", "graph"), frozen
+                    get("steps", DEFAULT_STEPS),
+                    get("batch_size", 128),
+                    get("mode", "graph"),
+                    frozen,
+                    get("seed", 0),
+                    get("initializer", "default"),
                 )
                 traj, run = train(
                     model,
