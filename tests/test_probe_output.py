@@ -71,3 +71,25 @@ def test_dynamics_plot_png_beside_its_json(he_normal_json, tmp_path, health_thre
     traj, _ = he_normal_json
     png = plot(tmp_path / f"{traj.config.id}.json", health_thresholds)
     assert png == tmp_path / f"{traj.config.id}.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_gradient_zero_at_every_step_is_drawn_without_a_warning():
+    """A dead or blocked layer's gradient is exactly 0: its log-scaled panel made matplotlib warn ("Data has no
+    positive values"), which leaked into pytest's warnings summary and, under -W error::UserWarning, replaced a
+    seventh user's verdict with a traceback. Steps are counted from 0 in the plot, as in every message."""
+    import warnings
+
+    from tests.test_diagnosis_fixes import trajectory
+    from training_health.checks.thresholds import load_thresholds
+    from training_health.report.dynamics_plots import dynamics_figure
+    from training_health.report.table import to_jsonable
+
+    traj = trajectory("Adam lr=0.001, loss sparse_categorical_crossentropy", 0.001)
+    traj.per_step["grad_norm"][:, 0] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = dynamics_figure(to_jsonable(traj), load_thresholds())
+    titles = [ax.get_title() for ax in figure.axes]
+    assert any("hidden/kernel gradient L2 norm: 0 at every step" in t for t in titles), titles
+    loss_ax = next(ax for ax in figure.axes if ax.get_title() == "loss")
+    assert loss_ax.lines[0].get_xdata()[0] == 0
