@@ -66,7 +66,7 @@ def resolve_callable(spec: str, option: str, signature: str) -> Callable:
         module = import_from_here(module_name)
     except ImportError as err:
         raise ModelSpecError(
-            f"{option} {spec}: cannot import {module_name!r} ({err}); run pytest from the folder that holds it "
+            f"{option} {spec}: cannot import {module_name!r} ({err}); run from the folder that holds it "
             "or install its package"
         ) from err
     function = getattr(module, function_name, None)

@@ -244,7 +244,7 @@ def compare_configuration(config_id: str, ref: list[RecordedRun], other: list[Re
     if a.data.get("recipe") != b.data.get("recipe"):  # what the run says it trained with: optimizer, lr, loss
         out.append(f"  recipe changed: {a.data.get('recipe')!r} -> {b.data.get('recipe')!r}")
     random = sorted({n for r in (a, b) for n in r.data.get("state_variables", {}) if "seed_generator" in n})
-    if rows and random:
+    if rows and random and a.data.get("tf_version") != b.data.get("tf_version"):
         # Measured: the README's convnet differs from step 0 under TF 2.15 -> 2.21 from the same weights; the
         # same model without its Dropout shows no difference beyond machine noise (docs/upgrade.md).
         out.append(
