@@ -251,3 +251,24 @@ def test_a_regression_on_targets_far_from_its_outputs_is_a_slow_start_not_red():
     notes = check_loss_decreases(run)
     assert len(notes) == 1 and "its targets are far from what the untrained model outputs (targets: mean" in notes[0]
     assert "fix: standardize the targets ((y - mean) / std" in notes[0], notes[0]
+
+
+def test_calibrate_refuses_runs_whose_weights_never_trained():
+    """Bounds of 0 (a minimum change or a gradient ceiling) would pass the very model that does not learn: a
+    seventh user calibrated a dead-bias model and got min = 0 under "healthy initializations". Weights that are not
+    trainable (a frozen base) are meant not to move and do not count."""
+    import types
+
+    from training_health.checks.calibrate import never_trained
+
+    b = {
+        "relative_change": {"default": {"dense/kernel": (0.0, ""), "dense/bias": (0.01, ""), "base/kernel": (0.0, "")}},
+        "grad_norm": {"dense/kernel": (0.0, 0.0, "", ""), "dense/bias": (1e-3, 1.0, "", "")},
+    }
+    run = types.SimpleNamespace(trainable={"dense/kernel": True, "dense/bias": True, "base/kernel": False})
+    said = never_trained(b, [run])
+    assert said is not None and said.startswith("dense/kernel never moved or had no gradient"), said
+    assert "base/kernel" not in said
+    b["relative_change"]["default"]["dense/kernel"] = (0.02, "")
+    b["grad_norm"]["dense/kernel"] = (1e-3, 2.0, "", "")
+    assert never_trained(b, [run]) is None
