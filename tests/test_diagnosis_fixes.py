@@ -229,3 +229,27 @@ def test_raising_adadelta_names_the_rate_it_is_run_at():
     fix = lr_fix(traj, "raise")
     assert fix.startswith("raise the learning rate from 0.001 to ~0.01 (Adadelta)"), fix
     assert fix.endswith("still fails (Adadelta is run at 1.0, its original rate and Keras 1's default)"), fix
+
+
+def test_a_rate_far_from_the_calibrated_one_is_the_cause_against_the_models_own_bounds(tmp_path):
+    """Bounds calibrated for this very model at Adam 1e-3 (calibrate records the rate in [probe]); the run at 1e-5
+    misses them: the rate changed, not the model. A seventh user was told "bound out of Adam's reach ... or
+    calibrate bounds for this model", which would bake the bug into the bounds."""
+    from training_health.checks.health_checks import rate_far_from_calibration
+    from training_health.checks.thresholds import DEFAULT_PATH, load_thresholds
+    from training_health.model.recipe import Recipe
+
+    calibrated_at = 'model = "mod:build"\noptimizer = "Adam"\nlearning_rate = 0.001'
+    text = DEFAULT_PATH.read_text().replace('model = "seed"', calibrated_at)
+    (tmp_path / "mine.toml").write_text(text)
+    thresholds = load_thresholds(tmp_path / "mine.toml")
+    traj = trajectory("Adam lr=1e-05, loss sparse_categorical_crossentropy", 1e-5)
+    traj.facts = Recipe(optimizer="Adam", learning_rate=1e-5)
+    cause = rate_far_from_calibration(traj, thresholds, "hidden/kernel")
+    assert cause is not None and cause.title == "learning rate far from the one its bounds were calibrated at"
+    assert "Adam lr=1e-05, 100x below the Adam lr=0.001 these bounds were measured at (mine.toml" in cause.detail
+    assert cause.fixes == ("restore the learning rate 0.001, or, if the new rate is meant, recalibrate at it",)
+    traj.facts = Recipe(optimizer="Adam", learning_rate=0.002)
+    traj.learning_rate_used = 0.002
+    assert rate_far_from_calibration(traj, thresholds, "hidden/kernel") is None  # within 10x: not the cause
+    assert rate_far_from_calibration(traj, load_thresholds(), "hidden/kernel") is None  # the package's: no rate
