@@ -272,3 +272,24 @@ def test_calibrate_refuses_runs_whose_weights_never_trained():
     b["relative_change"]["default"]["dense/kernel"] = (0.02, "")
     b["grad_norm"]["dense/kernel"] = (1e-3, 2.0, "", "")
     assert never_trained(b, [run]) is None
+
+
+@pytest.mark.parametrize(
+    "keywords, said",
+    [
+        ({"stepz": 30}, "check_training: unknown keyword(s) stepz (did you mean steps?)"),
+        ({"seed": "x"}, "seed='x': give a whole number, 0 or more"),
+        ({"initializer": 123}, "initializer=123: give a name (a string)"),
+        ({"thresholds": 3}, "thresholds=3: give the path of a thresholds TOML file"),
+    ],
+    ids=["misspelt", "seed", "initializer", "thresholds"],
+)
+def test_check_training_refuses_bad_keywords_in_one_line_before_training(keywords, said):
+    """A seventh user's check_training(stepz=30) was a TypeError, seed="x" and initializer=123 Keras tracebacks,
+    thresholds= of any kind an AttributeError after training; each is one UsageError now, nothing trained."""
+    from training_health.errors import UsageError
+
+    built = []
+    with pytest.raises(UsageError) as caught:
+        check_training(lambda initializer, seed: built.append(1), **keywords)
+    assert said in str(caught.value) and not built, str(caught.value)

@@ -41,9 +41,15 @@ def check_training(
     frozen=(),
     pictures: Path | None = PICTURES,
     mnist_path=None,
+    **misspelt,
 ):
     """Train ``model`` ``steps`` steps your way and check every layer and the run; returns the Trajectory."""
     from training_health.settings import KEYWORDS, settings_spelt
+
+    if misspelt:  # refused as the fixture refuses it, in one line: "stepz" (did you mean steps?), not a TypeError
+        from training_health.errors import UsageError
+
+        raise UsageError(f"check_training: {_unknown_keywords(misspelt)}")
 
     with settings_spelt(KEYWORDS):  # a fix line names this function's keywords (frozen=...), not pytest's options
         frozen = checked_settings(steps, batch_size, mode, frozen, seed, initializer)
@@ -295,14 +301,21 @@ class HealthCheckFixture:
 
 def _known_keywords(options: dict) -> None:
     """A misspelt keyword (``batchsize=32``) would silently leave its default in place: refuse it."""
-    import inspect
-
     from training_health.errors import UsageError
 
-    known = set(inspect.signature(check_training).parameters) - {"model", "frozen"}
-    unknown = [name for name in options if name not in known]
+    unknown = _unknown_keywords(options)
     if unknown:
-        raise UsageError(f"unknown keyword(s) {', '.join(unknown)}{_close(unknown, known)}")
+        raise UsageError(unknown)
+
+
+def _unknown_keywords(options: dict) -> str:
+    """What is wrong with ``options``' names ("unknown keyword(s) stepz (did you mean steps?)"), "" if nothing."""
+    import inspect
+
+    parameters = inspect.signature(check_training).parameters
+    known = {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY} - {"frozen"}
+    unknown = [name for name in options if name not in known]
+    return f"unknown keyword(s) {', '.join(unknown)}{_close(unknown, known)}" if unknown else ""
 
 
 def _close(unknown: list, known: set) -> str:
