@@ -157,3 +157,14 @@ def test_a_bad_resume_with_is_a_usage_error(tmp_path):
     result = run_suite(tmp_path, "--health-model", KERAS_SCHEDULE.model, "--health-resume-with", f"{MODELS}:save_x")
     assert result.returncode == 4, result.stdout + result.stderr
     assert "--health-resume-with must be MODULE:SAVE,MODULE:RESTORE" in result.stderr + result.stdout
+
+
+def test_a_differing_state_is_quoted_where_it_differs():
+    """A seed generator's state differed in its second element only; the note quoted the first, equal in both
+    runs ("413654000 straight, 413654000 restored" beside "max |difference| 5")."""
+    import numpy as np
+
+    from training_health.checks.resume import _values
+
+    found = {"seed_generator_state": (5.0, np.array([413654000, 7]), np.array([413654000, 12]))}
+    assert _values(found, "seed_generator_state") == "7 straight, 12 restored (element 1 of 2)"

@@ -408,8 +408,14 @@ def _rates(optimizer, straight, resumed) -> str:
 
 
 def _values(found: dict, name: str) -> str:
+    """The two values where they differ most (a seed state's first element may agree where another does not: a
+    seventh user read "413654000 straight, 413654000 restored" beside a difference of 5)."""
     _, straight, resumed = found[name]
-    return f"{_scalar(straight)} straight, {_scalar(resumed)} restored"
+    if straight is None or resumed is None or np.size(straight) != np.size(resumed) or np.size(straight) < 2:
+        return f"{_scalar(straight)} straight, {_scalar(resumed)} restored"
+    a, b = np.asarray(straight).reshape(-1), np.asarray(resumed).reshape(-1)
+    at = int(np.argmax(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return f"{a[at]} straight, {b[at]} restored (element {at} of {a.size})"
 
 
 def _scalar(value) -> str:
