@@ -93,3 +93,17 @@ def test_a_gradient_zero_at_every_step_is_drawn_without_a_warning():
     assert any("hidden/kernel gradient L2 norm: 0 at every step" in t for t in titles), titles
     loss_ax = next(ax for ax in figure.axes if ax.get_title() == "loss")
     assert loss_ax.lines[0].get_xdata()[0] == 0
+
+
+def test_the_json_config_quotes_the_rate_the_run_used():
+    """A compiled model at Adam 1.0: the JSON's config said learning_rate 0.001 (the suite recipe's, unused) beside
+    recipe "Adam lr=1" (a seventh user). A run on the suite's own recipe keeps its config's rate."""
+    from tests.test_diagnosis_fixes import trajectory
+    from training_health.model.recipe import SUITE_OPTIMIZER, Recipe
+    from training_health.report.table import to_jsonable
+
+    traj = trajectory("Adam lr=1, loss sparse_categorical_crossentropy", 1.0)
+    traj.facts = Recipe(optimizer="Adam", learning_rate=1.0)
+    assert to_jsonable(traj)["config"]["learning_rate"] == 1.0
+    traj.facts = Recipe(optimizer=SUITE_OPTIMIZER, learning_rate=traj.config.learning_rate)
+    assert to_jsonable(traj)["config"]["learning_rate"] == traj.config.learning_rate
