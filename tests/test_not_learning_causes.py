@@ -251,6 +251,7 @@ def test_a_regression_on_targets_far_from_its_outputs_is_a_slow_start_not_red():
     notes = check_loss_decreases(run)
     assert len(notes) == 1 and "its targets are far from what the untrained model outputs (targets: mean" in notes[0]
     assert "fix: standardize the targets ((y - mean) / std" in notes[0], notes[0]
+    assert "which takes Adam at lr=0.001 many steps" in notes[0], notes[0]  # the run's own optimizer and rate
 
 
 def test_calibrate_refuses_runs_whose_weights_never_trained():

@@ -247,7 +247,7 @@ def slow_regression(run: RunContext, s: dict) -> str | None:
             f"its targets are far from what the untrained model outputs (targets: mean {np.mean(targets):.4g}, std "
             f"{np.std(targets):.4g}; outputs RMS {outputs_rms:.3g}): the output must grow "
             f"{target_rms / outputs_rms:.0f}x before the loss moves much, which takes "
-            f"{traj.facts.optimizer or 'the optimizer'} many steps at its learning rate. A slow start, not a broken "
+            f"{_optimizer_at_its_rate(traj)} many steps. A slow start, not a broken "
             f"model; fix: standardize the targets ((y - mean) / std; invert it for predictions), or give {more}"
         )
     if s["drop"] < MIN_DROP:
@@ -257,6 +257,14 @@ def slow_regression(run: RunContext, s: dict) -> str | None:
         f"the per-layer measurements: a slow start. A regression head has no one-batch fit to tell it from a model "
         f"that cannot learn; give {more} to see it learn"
     )
+
+
+def _optimizer_at_its_rate(traj) -> str:
+    """The run's own optimizer and rate ("Adam at lr=0.001"); a train step that hides them is said to."""
+    from training_health.checks.diagnosis import learning_rate
+
+    optimizer, lr = traj.facts.optimizer, learning_rate(traj)
+    return f"{optimizer} at lr={lr:g}" if optimizer and lr else "the run's optimizer (its rate hidden in the step)"
 
 
 def _learns_one_batch(run: RunContext) -> str | None:
