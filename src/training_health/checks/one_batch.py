@@ -33,11 +33,10 @@ def _two_classes(labels: np.ndarray, n: int, kind) -> np.ndarray:
         return first
     ids = labels.argmax(-1) if kind.classifies and labels.ndim > 1 else labels.reshape(len(labels), -1)[:, 0]
     ids = ids > 0.5 if kind.family == BINARY else ids
-    same = np.flatnonzero(ids == ids[0])
-    if same.size < n or np.any(ids[:n] != ids[0]):
+    if np.any(ids[:n] != ids[0]):  # the first n already mix classes
         return first
-    others = np.flatnonzero(ids != ids[0])
-    if not others.size:
+    same, others = np.flatnonzero(ids == ids[0]), np.flatnonzero(ids != ids[0])
+    if not others.size:  # one class in the whole data: the labels check names it
         return first
     return np.sort(np.concatenate([same[: n - min(n // 2, others.size)], others[: n // 2]]))
 

@@ -102,10 +102,10 @@ def slow_but_moving(traj, offender, thresholds) -> str | None:
 
 def loss_held(loss: np.ndarray) -> str | None:
     """What shows the loss did not rise (a slow layer of a run that is not diverging), or None: its last window's
-        median at most MIN_DECREASE_Z step-to-step noises above its first's (the margin loss_decreases asks of a fall,
-    mirrored; loss_curve.loss_statistics). Single steps
-        are batch noise: the Keras guide's training loop (SGD 1e-3, batches of 64; healthy) ran 2.302 -> 2.355 at seed 1
-        while its window medians fell 0.0015 (0.05 noises), and its slow dense_1 failed as "no single cause"."""
+    median at most MIN_DECREASE_Z step-to-step noises above its first's (the margin loss_decreases asks of a fall,
+    mirrored; loss_curve.loss_statistics). Single steps are batch noise: the Keras guide's training loop (SGD 1e-3,
+    batches of 64; healthy) ran 2.302 -> 2.355 at seed 1 while its window medians fell 0.0015 (0.05 noises), and
+    its slow dense_1 failed as "no single cause"."""
     s = loss_statistics(loss)
     if s["z"] < -MIN_DECREASE_Z:
         return None
